@@ -1,0 +1,206 @@
+//! Reading MaxMind-format databases (GeoLite2/GeoIP2, DB-IP, our own builds).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use maxminddb::{LookupResult, Mmap, Reader};
+
+use crate::countries;
+use crate::error::GeoIpError;
+use crate::location::{Continent, Coordinates, CountryCode, Location};
+use crate::schema::{self, Schema, SchemaConfig};
+
+/// An open, memory-mapped MaxMind DB with the schema used to read it.
+///
+/// Lookups only read the map, so one `GeoDb` is shared by every thread.
+/// To replace the file under a running process, write the new one beside it
+/// and `rename` it into place: the old mapping keeps the old inode alive,
+/// whereas truncating or rewriting the file in place would pull data out from
+/// under the mapping.
+#[derive(Debug)]
+pub struct GeoDb {
+    reader: Reader<Mmap>,
+    schema: Schema,
+    path: PathBuf,
+}
+
+/// The outcome of one database lookup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DbMatch {
+    /// The database network that holds the address: every address in it has
+    /// the same record (or the same lack of one).
+    pub network: IpNet,
+    /// Where the record places the address; `None` when the database does not
+    /// cover it or the record has neither coordinates nor a known country.
+    pub location: Option<Location>,
+}
+
+impl GeoDb {
+    /// Opens `path`, detecting the record layout from its contents.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, GeoIpError> {
+        Self::open_with(path, &SchemaConfig::default())
+    }
+
+    /// Opens `path` with the layout chosen or overridden by `config`.
+    ///
+    /// Fails when the file is not a MaxMind DB or when no sampled record has
+    /// coordinates at the resulting paths: a database that would place
+    /// nobody is a configuration error, not something to discover in traffic.
+    pub fn open_with(path: impl AsRef<Path>, config: &SchemaConfig) -> Result<Self, GeoIpError> {
+        let path = path.as_ref().to_path_buf();
+        if path.is_dir() {
+            return Err(GeoIpError::BadFile {
+                path,
+                message: "is a directory, expected a .mmdb file".into(),
+            });
+        }
+        let reader = open_mapped(&path).map_err(|source| GeoIpError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let preset = match config.preset {
+            Some(preset) => Some(preset),
+            None => schema::detect(&reader),
+        };
+        let no_coordinates = |tried: String| GeoIpError::NoCoordinates {
+            path: path.clone(),
+            tried,
+            database_type: reader.metadata().database_type.clone(),
+        };
+        let Some(preset) = preset else {
+            return Err(no_coordinates(
+                "location.latitude/location.longitude and latitude/longitude".into(),
+            ));
+        };
+        let schema = config.apply(preset.schema());
+        if !schema.samples_have_coordinates(&reader) {
+            return Err(no_coordinates(schema.describe_coordinates()));
+        }
+        Ok(Self {
+            reader,
+            schema,
+            path,
+        })
+    }
+
+    /// Finds the record for `ip`.
+    ///
+    /// An address the database does not cover is not an error: the result has
+    /// no location and the network says how far that gap extends. Errors mean
+    /// the record itself is corrupt or of the wrong type.
+    pub fn lookup(&self, ip: IpAddr) -> Result<DbMatch, GeoIpError> {
+        let ip = ip.to_canonical();
+        if ip.is_ipv6() && self.reader.metadata().ip_version == 4 {
+            return Ok(DbMatch {
+                network: whole_family(ip),
+                location: None,
+            });
+        }
+        let decode_error = |source| GeoIpError::Decode {
+            path: self.path.clone(),
+            ip,
+            source,
+        };
+        let record = self.reader.lookup(ip).map_err(decode_error)?;
+        let network = matched_network(ip, &record);
+        let location = self.location(&record).map_err(decode_error)?;
+        Ok(DbMatch { network, location })
+    }
+
+    fn location(
+        &self,
+        record: &LookupResult<'_, Mmap>,
+    ) -> Result<Option<Location>, maxminddb::MaxMindDbError> {
+        if !record.has_data() {
+            return Ok(None);
+        }
+        let mut country = None;
+        for path in &self.schema.countries {
+            if let Some(code) = path.decode::<&str, _>(record)? {
+                country = code.parse::<CountryCode>().ok();
+                if country.is_some() {
+                    break;
+                }
+            }
+        }
+        let continent = match &self.schema.continent {
+            Some(path) => path
+                .decode::<&str, _>(record)?
+                .and_then(|code| code.parse::<Continent>().ok()),
+            None => None,
+        }
+        .or_else(|| country.and_then(countries::continent_of));
+        let latitude = self.schema.latitude.decode::<f64, _>(record)?;
+        let longitude = self.schema.longitude.decode::<f64, _>(record)?;
+        let coordinates = match (latitude, longitude) {
+            (Some(latitude), Some(longitude)) => Coordinates::new(latitude, longitude).ok(),
+            _ => None,
+        }
+        // Records that name only a country are placed at its representative point.
+        .or_else(|| country.and_then(countries::centroid_of));
+        Ok(coordinates.map(|coordinates| Location {
+            coordinates,
+            country,
+            continent,
+        }))
+    }
+
+    /// The file this database was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `database_type` string from the metadata, e.g. `GeoLite2-City`.
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// 4 for IPv4-only databases, 6 for databases that cover both families.
+    pub fn ip_version(&self) -> u16 {
+        self.reader.metadata().ip_version
+    }
+
+    /// When the database was built, in seconds since the Unix epoch.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
+    /// The field paths in use.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+}
+
+#[allow(unsafe_code)]
+fn open_mapped(path: &Path) -> Result<Reader<Mmap>, maxminddb::MaxMindDbError> {
+    // SAFETY: the mapping is read-only and we never write the file. The
+    // remaining hazard, another process truncating the file in place, is
+    // documented on `GeoDb`: databases are replaced by rename, which leaves
+    // this mapping's inode intact.
+    unsafe { Reader::open_mmap(path) }
+}
+
+/// The network of the record, in the family of the address looked up.
+fn matched_network(ip: IpAddr, record: &LookupResult<'_, Mmap>) -> IpNet {
+    let Ok(network) = record.network() else {
+        return IpNet::from(ip);
+    };
+    match (ip, network.ip()) {
+        // An IPv6 database without an IPv4 subtree answers IPv4 lookups at an
+        // IPv6 node above ::/96; map it back onto the IPv4 space.
+        (IpAddr::V4(_), IpAddr::V6(_)) => {
+            let prefix = network.prefix().saturating_sub(96);
+            IpNet::new(ip, prefix).map_or_else(|_| whole_family(ip), |net| net.trunc())
+        }
+        _ => IpNet::new(ip, network.prefix()).map_or_else(|_| IpNet::from(ip), |net| net.trunc()),
+    }
+}
+
+/// `0.0.0.0/0` or `::/0`, whichever matches `ip`.
+fn whole_family(ip: IpAddr) -> IpNet {
+    match ip {
+        IpAddr::V4(_) => IpNet::V4(ipnet::Ipv4Net::default()),
+        IpAddr::V6(_) => IpNet::V6(ipnet::Ipv6Net::default()),
+    }
+}

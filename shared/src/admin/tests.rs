@@ -1,0 +1,120 @@
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+
+async fn start(token: Option<&str>) -> (AdminServer, CancellationToken) {
+    let config = AdminConfig {
+        listen: None,
+        token: token.map(str::to_string),
+        max_connections: 8,
+    };
+    let router = AdminRouter::new()
+        .get("/healthz", |_| async { respond(StatusCode::OK, "text/plain", "ok\n") })
+        .post("/purge", |request| async move {
+            respond(StatusCode::OK, "text/plain", request.body)
+        })
+        .metrics(Arc::new(metrics::new_registry("test", "0.0.0")));
+    let shutdown = CancellationToken::new();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let server = AdminServer::start(addr, &config, router, shutdown.clone())
+        .await
+        .unwrap();
+    (server, shutdown)
+}
+
+/// Sends one raw HTTP/1.1 request and returns the whole response text.
+async fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+}
+
+fn post(path: &str, auth: Option<&str>, body: &str) -> String {
+    let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn binds_loopback_by_default() {
+    assert!(AdminConfig::default().listen_or(9153).ip().is_loopback());
+}
+
+#[tokio::test]
+async fn serves_routes_and_metrics() {
+    let (server, _shutdown) = start(None).await;
+    let health = exchange(server.local_addr(), &get("/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("ok\n"), "{health}");
+
+    let metrics = exchange(server.local_addr(), &get("/metrics")).await;
+    assert!(metrics.contains("build_info{program=\"test\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_and_wrong_method_is_405() {
+    let (server, _shutdown) = start(None).await;
+    let missing = exchange(server.local_addr(), &get("/nope")).await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let wrong = exchange(server.local_addr(), &get("/purge")).await;
+    assert!(wrong.starts_with("HTTP/1.1 405"), "{wrong}");
+    assert!(wrong.to_ascii_lowercase().contains("allow: post"), "{wrong}");
+}
+
+#[tokio::test]
+async fn mutating_route_refused_without_configured_token() {
+    let (server, _shutdown) = start(None).await;
+    let response = exchange(server.local_addr(), &post("/purge", Some("x"), "all")).await;
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+}
+
+#[tokio::test]
+async fn mutating_route_needs_the_right_token() {
+    let (server, _shutdown) = start(Some("s3cret")).await;
+    let none = exchange(server.local_addr(), &post("/purge", None, "all")).await;
+    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
+    let wrong = exchange(server.local_addr(), &post("/purge", Some("guess"), "all")).await;
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let right = exchange(server.local_addr(), &post("/purge", Some("s3cret"), "all")).await;
+    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
+    assert!(right.ends_with("all"), "{right}");
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused() {
+    let (server, _shutdown) = start(Some("t")).await;
+    let body = "x".repeat(MAX_BODY_BYTES + 1);
+    let response = exchange(server.local_addr(), &post("/purge", Some("t"), &body)).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+}
+
+#[tokio::test]
+async fn stops_listening_on_shutdown() {
+    let (server, shutdown) = start(None).await;
+    let addr = server.local_addr();
+    shutdown.cancel();
+    server.stopped().await;
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[test]
+fn query_param_finds_first_value() {
+    let request = AdminRequest {
+        method: Method::GET,
+        path: "/explain".into(),
+        query: Some("name=cdn&ip=192.0.2.1&ip=2".into()),
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+    };
+    assert_eq!(request.query_param("ip"), Some("192.0.2.1"));
+    assert_eq!(request.query_param("qtype"), None);
+}

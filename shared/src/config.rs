@@ -1,0 +1,211 @@
+//! Loading TOML configuration files into typed structs.
+//!
+//! Both binaries describe their configuration as `serde` structs marked
+//! `#[serde(deny_unknown_fields)]`, so a misspelt key is an error rather than a
+//! silently ignored line. Errors carry everything an operator needs to find the
+//! mistake: the file, the line and column, and the dotted key path, e.g.
+//! `geodns.toml:14:3: services.cdn.ttl: invalid duration "30x"`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file was read but is not valid TOML or does not fit the schema.
+    #[error("{0}")]
+    Invalid(Box<InvalidConfig>),
+}
+
+/// A configuration file that does not parse or does not fit the schema.
+#[derive(Debug)]
+pub struct InvalidConfig {
+    /// The file that was loaded.
+    pub path: PathBuf,
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters) of the offending key or value, when known.
+    pub column: Option<usize>,
+    /// Dotted path of the key, e.g. `services.cdn.ttl`; empty at the top level.
+    pub key: String,
+    /// What is wrong, in the words of the parser or the field's validator.
+    pub message: String,
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, ":{line}:{column}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+/// Reads and parses a TOML configuration file.
+pub fn load<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses TOML text; `path` only names the source in error messages.
+///
+/// Used for embedded defaults and tests as well as for files on disk, so that
+/// every configuration goes through the same checks.
+pub fn parse<T: DeserializeOwned>(path: impl AsRef<Path>, text: &str) -> Result<T, ConfigError> {
+    let path = path.as_ref();
+    let invalid = |span: Option<std::ops::Range<usize>>, key: String, message: String| {
+        let (line, column) = match span {
+            Some(span) => {
+                let (line, column) = line_and_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        ConfigError::Invalid(Box::new(InvalidConfig {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        }))
+    };
+
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| invalid(error.span(), String::new(), tidy_message(error.message())))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let key = key_path(error.path());
+        let inner = error.into_inner();
+        invalid(inner.span(), key, tidy_message(inner.message()))
+    })
+}
+
+/// Renders serde_path_to_error's path as dotted keys with `[n]` for array items.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Parser messages sometimes end in a newline; error lines should not.
+fn tidy_message(message: &str) -> String {
+    message.trim().to_string()
+}
+
+/// Converts a byte offset into 1-based line and character column.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::units::Duration;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Service {
+        ttl: Duration,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Root {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        services: BTreeMap<String, Service>,
+    }
+
+    fn error_text(toml: &str) -> String {
+        parse::<Root>("geodns.toml", toml)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn bad_duration_names_file_line_column_and_key() {
+        let text = "name = \"x\"\n\n[services.cdn]\n  ttl = \"30x\"\n";
+        let message = error_text(text);
+        assert!(
+            message.starts_with("geodns.toml:4:9: services.cdn.ttl: invalid duration \"30x\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_location() {
+        let message = error_text("[services.cdn]\nttl = \"30s\"\ntll = \"5s\"\n");
+        assert!(message.starts_with("geodns.toml:3:1: services.cdn"), "{message}");
+        assert!(message.contains("unknown field `tll`"), "{message}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let message = error_text("name = \n");
+        assert!(message.starts_with("geodns.toml:1:"), "{message}");
+    }
+
+    #[test]
+    fn valid_config_parses() {
+        let root: Root = parse("x.toml", "[services.a]\nttl = \"2m\"\n").expect("valid");
+        assert_eq!(
+            root.services["a"].ttl.as_std(),
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(root.name, "");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let message = load::<Root>("/nonexistent/geodns.toml")
+            .expect_err("missing")
+            .to_string();
+        assert!(message.starts_with("/nonexistent/geodns.toml: cannot read"), "{message}");
+    }
+
+    #[test]
+    fn column_counts_characters_not_bytes() {
+        assert_eq!(line_and_column("é = 1\nab", 8), (2, 2));
+    }
+}
