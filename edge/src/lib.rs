@@ -1,1 +1,6 @@
-//! x
+//! edge: the caching reverse proxy node of the CDN.
+//!
+//! Serves clients from an in-memory cache with the semantics of an RFC 9111
+//! shared cache and fetches from the origin only on a miss. The binary is a
+//! thin shell over this library so that tests and benchmarks reach the same
+//! code.

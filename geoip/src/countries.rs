@@ -277,7 +277,8 @@ pub fn continent_of(country: CountryCode) -> Option<Continent> {
 
 /// A representative point of `country`, if the code is known.
 pub fn centroid_of(country: CountryCode) -> Option<Coordinates> {
-    entry(country).and_then(|(_, _, latitude, longitude)| Coordinates::new(*latitude, *longitude).ok())
+    entry(country)
+        .and_then(|(_, _, latitude, longitude)| Coordinates::new(*latitude, *longitude).ok())
 }
 
 #[cfg(test)]

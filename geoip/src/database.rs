@@ -9,7 +9,7 @@ use maxminddb::{LookupResult, Mmap, Reader};
 use crate::countries;
 use crate::error::GeoIpError;
 use crate::location::{Continent, Coordinates, CountryCode, Location};
-use crate::schema::{self, Schema, SchemaConfig};
+use crate::schema::{self, AnyNumber, Schema, SchemaConfig};
 
 /// An open, memory-mapped MaxMind DB with the schema used to read it.
 ///
@@ -131,10 +131,12 @@ impl GeoDb {
             None => None,
         }
         .or_else(|| country.and_then(countries::continent_of));
-        let latitude = self.schema.latitude.decode::<f64, _>(record)?;
-        let longitude = self.schema.longitude.decode::<f64, _>(record)?;
+        let latitude = self.schema.latitude.decode::<AnyNumber, _>(record)?;
+        let longitude = self.schema.longitude.decode::<AnyNumber, _>(record)?;
         let coordinates = match (latitude, longitude) {
-            (Some(latitude), Some(longitude)) => Coordinates::new(latitude, longitude).ok(),
+            (Some(AnyNumber(latitude)), Some(AnyNumber(longitude))) => {
+                Coordinates::new(latitude, longitude).ok()
+            }
             _ => None,
         }
         // Records that name only a country are placed at its representative point.

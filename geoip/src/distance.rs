@@ -44,7 +44,10 @@ mod tests {
         ];
         for ((lat_a, lon_a), (lat_b, lon_b), expected) in cases {
             let got = great_circle_km(point(lat_a, lon_a), point(lat_b, lon_b));
-            assert!((got - expected).abs() / expected < 0.005, "{got} vs {expected}");
+            assert!(
+                (got - expected).abs() / expected < 0.005,
+                "{got} vs {expected}"
+            );
         }
     }
 

@@ -16,7 +16,9 @@ pub enum GeoIpError {
         source: maxminddb::MaxMindDbError,
     },
     /// No record in the database has coordinates at the configured paths.
-    #[error("{path}: no coordinates found at {tried} in database type \"{database_type}\"; set the latitude and longitude paths of the schema")]
+    #[error(
+        "{path}: no coordinates found at {tried} in database type \"{database_type}\"; set the latitude and longitude paths of the schema"
+    )]
     NoCoordinates {
         /// The database file.
         path: PathBuf,

@@ -18,7 +18,9 @@ pub struct Coordinates {
 
 /// Coordinates out of range or not numbers.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid coordinates ({latitude}, {longitude}): latitude must be within -90..=90 and longitude within -180..=180")]
+#[error(
+    "invalid coordinates ({latitude}, {longitude}): latitude must be within -90..=90 and longitude within -180..=180"
+)]
 pub struct InvalidCoordinates {
     /// The latitude given.
     pub latitude: f64,

@@ -107,11 +107,17 @@ fn parse_row(fields: &[&str], line: u64) -> Result<NetworkRow, String> {
         .map_err(|error| error.to_string())?;
     let country = match field(3) {
         "" => None,
-        text => Some(text.parse::<CountryCode>().map_err(|error| error.to_string())?),
+        text => Some(
+            text.parse::<CountryCode>()
+                .map_err(|error| error.to_string())?,
+        ),
     };
     let continent = match field(4) {
         "" => country.and_then(countries::continent_of),
-        text => Some(text.parse::<Continent>().map_err(|error| error.to_string())?),
+        text => Some(
+            text.parse::<Continent>()
+                .map_err(|error| error.to_string())?,
+        ),
     };
     Ok(NetworkRow {
         network,
@@ -171,13 +177,34 @@ mod tests {
     fn bad_lines_are_named() {
         let cases = [
             ("10.0.0.0/8,91,0\n", "nets.csv:1: invalid coordinates"),
-            ("10.0.0.0/8,north,0\n", "nets.csv:1: invalid latitude \"north\""),
-            ("x\n10.0.0.1/8,1,1\n", "nets.csv:1: expected network,latitude"),
-            ("10.0.0.0/8,1,1\n10.0.0.1/8,1,1\n", "nets.csv:2: network \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"),
-            ("10.0.0.0/8,1,1,NLD\n", "nets.csv:1: invalid country code \"NLD\""),
-            ("10.0.0.0/8,1,1,NL,XX\n", "nets.csv:1: invalid continent code \"XX\""),
-            ("10.0.0.0/8,1,1\n\n10.0.0.0/8,2,2\n", "nets.csv:3: network 10.0.0.0/8 is already defined on line 1"),
-            ("10.0.0.0/33,1,1\n", "nets.csv:1: invalid network \"10.0.0.0/33\""),
+            (
+                "10.0.0.0/8,north,0\n",
+                "nets.csv:1: invalid latitude \"north\"",
+            ),
+            (
+                "x\n10.0.0.1/8,1,1\n",
+                "nets.csv:1: expected network,latitude",
+            ),
+            (
+                "10.0.0.0/8,1,1\n10.0.0.1/8,1,1\n",
+                "nets.csv:2: network \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?",
+            ),
+            (
+                "10.0.0.0/8,1,1,NLD\n",
+                "nets.csv:1: invalid country code \"NLD\"",
+            ),
+            (
+                "10.0.0.0/8,1,1,NL,XX\n",
+                "nets.csv:1: invalid continent code \"XX\"",
+            ),
+            (
+                "10.0.0.0/8,1,1\n\n10.0.0.0/8,2,2\n",
+                "nets.csv:3: network 10.0.0.0/8 is already defined on line 1",
+            ),
+            (
+                "10.0.0.0/33,1,1\n",
+                "nets.csv:1: invalid network \"10.0.0.0/33\"",
+            ),
         ];
         for (text, expected) in cases {
             let message = parse(text).unwrap_err().to_string();

@@ -153,9 +153,13 @@ impl Overrides {
             IpAddr::V4(ip) => (&self.starts_v4, u128::from(u32::from(ip)), 32),
             IpAddr::V6(ip) => (&self.starts_v6, u128::from(ip), 128),
         };
-        let contains_ip = |&(start, len): &(u128, u8)| common_prefix_len(start, address, width) >= len;
+        let contains_ip =
+            |&(start, len): &(u128, u8)| common_prefix_len(start, address, width) >= len;
         let split = starts.partition_point(|&(start, _)| start <= address);
-        let before = starts[..split].iter().rev().find(|entry| !contains_ip(entry));
+        let before = starts[..split]
+            .iter()
+            .rev()
+            .find(|entry| !contains_ip(entry));
         let after = starts.get(split);
         [before, after]
             .into_iter()
@@ -218,8 +222,13 @@ impl RawOverrides {
     fn build(self) -> Result<Overrides, String> {
         let mut places = BTreeMap::new();
         for (name, place) in self.places {
-            let resolved = location(place.latitude, place.longitude, place.country, place.continent)
-                .map_err(|error| format!("places.{name}: {error}"))?;
+            let resolved = location(
+                place.latitude,
+                place.longitude,
+                place.country,
+                place.continent,
+            )
+            .map_err(|error| format!("places.{name}: {error}"))?;
             places.insert(name, resolved);
         }
         let mut overrides = Overrides::new();

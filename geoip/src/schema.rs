@@ -23,7 +23,9 @@ pub struct FieldPath(Vec<String>);
 
 /// A field path that is empty, too deep or has an empty segment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid field path \"{0}\": expected dotted keys such as location.latitude (at most 8 levels)")]
+#[error(
+    "invalid field path \"{0}\": expected dotted keys such as location.latitude (at most 8 levels)"
+)]
 pub struct InvalidFieldPath(String);
 
 impl FieldPath {
@@ -119,6 +121,40 @@ pub struct Schema {
     pub continent: Option<FieldPath>,
 }
 
+/// A number stored as double, float or integer: databases disagree on which
+/// (GeoLite2 uses doubles, the flat DB-IP packages 32-bit floats), and the
+/// MaxMind decoder does not convert between them on its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AnyNumber(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for AnyNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AnyNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<AnyNumber, E> {
+                Ok(AnyNumber(value))
+            }
+            fn visit_f32<E>(self, value: f32) -> Result<AnyNumber, E> {
+                // A float holds about 7 significant digits: round away the
+                // widening noise (52.3717f32 is 52.371700286865234 as f64) at
+                // 1e-5 degrees, about a metre.
+                Ok(AnyNumber((f64::from(value) * 1e5).round() / 1e5))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<AnyNumber, E> {
+                Ok(AnyNumber(value as f64))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<AnyNumber, E> {
+                Ok(AnyNumber(value as f64))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// How to choose the schema: the `[geoip.schema]` configuration section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,15 +214,18 @@ pub fn detect<S: AsRef<[u8]>>(reader: &Reader<S>) -> Option<Preset> {
             break;
         }
     }
-    let (preset, count) = presets.into_iter().zip(hits).max_by_key(|(_, count)| *count)?;
+    let (preset, count) = presets
+        .into_iter()
+        .zip(hits)
+        .max_by_key(|(_, count)| *count)?;
     (count > 0).then_some(preset)
 }
 
 impl Schema {
     /// Whether `record` has a numeric latitude and longitude at this schema's paths.
     pub(crate) fn has_coordinates<S: AsRef<[u8]>>(&self, record: &LookupResult<'_, S>) -> bool {
-        matches!(self.latitude.decode::<f64, S>(record), Ok(Some(_)))
-            && matches!(self.longitude.decode::<f64, S>(record), Ok(Some(_)))
+        matches!(self.latitude.decode::<AnyNumber, S>(record), Ok(Some(_)))
+            && matches!(self.longitude.decode::<AnyNumber, S>(record), Ok(Some(_)))
     }
 
     /// Whether any of the first sampled records has coordinates at these paths.

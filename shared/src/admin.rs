@@ -48,8 +48,10 @@ fn default_max_connections() -> usize {
 impl AdminConfig {
     /// The address to bind: the configured one, or `127.0.0.1:default_port`.
     pub fn listen_or(&self, default_port: u16) -> SocketAddr {
-        self.listen
-            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), default_port))
+        self.listen.unwrap_or(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            default_port,
+        ))
     }
 }
 
@@ -270,10 +272,10 @@ async fn dispatch(state: &ServerState, request: Request<Incoming>) -> AdminRespo
         }
         return response;
     }
-    if route.needs_token {
-        if let Some(refusal) = check_token(state.token.as_deref(), request.headers()) {
-            return refusal;
-        }
+    if route.needs_token
+        && let Some(refusal) = check_token(state.token.as_deref(), request.headers())
+    {
+        return refusal;
     }
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
@@ -335,7 +337,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A response with the given status, content type and body.
-pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> AdminResponse {
+pub fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> AdminResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response

@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn unknown_key_is_rejected_with_its_location() {
         let message = error_text("[services.cdn]\nttl = \"30s\"\ntll = \"5s\"\n");
-        assert!(message.starts_with("geodns.toml:3:1: services.cdn"), "{message}");
+        assert!(
+            message.starts_with("geodns.toml:3:1: services.cdn"),
+            "{message}"
+        );
         assert!(message.contains("unknown field `tll`"), "{message}");
     }
 
@@ -201,7 +204,10 @@ mod tests {
         let message = load::<Root>("/nonexistent/geodns.toml")
             .expect_err("missing")
             .to_string();
-        assert!(message.starts_with("/nonexistent/geodns.toml: cannot read"), "{message}");
+        assert!(
+            message.starts_with("/nonexistent/geodns.toml: cannot read"),
+            "{message}"
+        );
     }
 
     #[test]

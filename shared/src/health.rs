@@ -177,7 +177,10 @@ mod tests {
     fn unknown_fields_from_newer_edges_are_ignored() {
         let text = br#"{"status":"up","load":{"in_flight":0,"utilisation":0.0},
             "cache":{"used_bytes":0,"capacity_bytes":0,"objects":0},"version":"9","future":1}"#;
-        assert_eq!(HealthReport::from_json(text).unwrap().status, EdgeStatus::Up);
+        assert_eq!(
+            HealthReport::from_json(text).unwrap().status,
+            EdgeStatus::Up
+        );
     }
 
     #[test]

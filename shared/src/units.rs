@@ -161,7 +161,10 @@ mod tests {
     fn durations_parse_in_human_units() {
         assert_eq!("30s".parse::<Duration>().unwrap(), Duration::from_secs(30));
         assert_eq!("2m".parse::<Duration>().unwrap(), Duration::from_secs(120));
-        assert_eq!("1500ms".parse::<Duration>().unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            "1500ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

@@ -31,8 +31,14 @@ fn longest_prefix_wins() {
     let (net, value) = overrides.lookup(ip("10.1.2.3")).unwrap();
     assert_eq!(net.to_string(), "10.1.0.0/16");
     assert_eq!(value.location.coordinates.latitude(), 1.0);
-    assert_eq!(overrides.lookup(ip("10.2.0.1")).unwrap().0.to_string(), "10.0.0.0/8");
-    assert_eq!(overrides.lookup(ip("2001:db8::1")).unwrap().0.to_string(), "2001:db8::/32");
+    assert_eq!(
+        overrides.lookup(ip("10.2.0.1")).unwrap().0.to_string(),
+        "10.0.0.0/8"
+    );
+    assert_eq!(
+        overrides.lookup(ip("2001:db8::1")).unwrap().0.to_string(),
+        "2001:db8::/32"
+    );
     assert!(overrides.lookup(ip("192.0.2.1")).is_none());
 }
 
@@ -45,7 +51,11 @@ fn ipv4_mapped_addresses_use_the_ipv4_table() {
 #[test]
 fn duplicates_are_rejected() {
     let mut overrides = table(&["10.0.0.0/8"]);
-    assert!(overrides.insert("10.0.0.0/8".parse().unwrap(), at(0.0, 0.0)).is_err());
+    assert!(
+        overrides
+            .insert("10.0.0.0/8".parse().unwrap(), at(0.0, 0.0))
+            .is_err()
+    );
 }
 
 #[test]
@@ -76,7 +86,11 @@ fn uniform_prefix_matches_brute_force() {
     for _ in 0..20_000 {
         state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         // Concentrate samples around the overrides.
-        let address = std::net::Ipv4Addr::from(if state % 2 == 0 { state } else { 0x0A00_0000 | (state >> 8) });
+        let address = std::net::Ipv4Addr::from(if state.is_multiple_of(2) {
+            state
+        } else {
+            0x0A00_0000 | (state >> 8)
+        });
         let decided = (state % 9) as u8;
         let got = overrides.uniform_prefix_len(IpAddr::V4(address), decided);
         // Brute force: the shortest length >= decided whose block around the
@@ -129,10 +143,22 @@ fn toml_with_places_and_inline_coordinates() {
 #[test]
 fn toml_errors_name_the_entry() {
     let cases = [
-        ("[[networks]]\nnetwork = \"10.0.0.0/8\"\nplace = \"nowhere\"\n", "networks[0] (10.0.0.0/8): unknown place \"nowhere\""),
-        ("[[networks]]\nnetwork = \"10.0.0.0/8\"\nlatitude = 1.0\n", "networks[0] (10.0.0.0/8): give either place"),
-        ("[[networks]]\nnetwork = \"10.0.0.300/8\"\nlatitude = 1.0\nlongitude = 1.0\n", "invalid network"),
-        ("[places.x]\nlatitude = 100.0\nlongitude = 0.0\n", "places.x: invalid coordinates"),
+        (
+            "[[networks]]\nnetwork = \"10.0.0.0/8\"\nplace = \"nowhere\"\n",
+            "networks[0] (10.0.0.0/8): unknown place \"nowhere\"",
+        ),
+        (
+            "[[networks]]\nnetwork = \"10.0.0.0/8\"\nlatitude = 1.0\n",
+            "networks[0] (10.0.0.0/8): give either place",
+        ),
+        (
+            "[[networks]]\nnetwork = \"10.0.0.300/8\"\nlatitude = 1.0\nlongitude = 1.0\n",
+            "invalid network",
+        ),
+        (
+            "[places.x]\nlatitude = 100.0\nlongitude = 0.0\n",
+            "places.x: invalid coordinates",
+        ),
     ];
     for (text, expected) in cases {
         let message = toml::from_str::<Overrides>(text).unwrap_err().to_string();

@@ -10,7 +10,9 @@ async fn start(token: Option<&str>) -> (AdminServer, CancellationToken) {
         max_connections: 8,
     };
     let router = AdminRouter::new()
-        .get("/healthz", |_| async { respond(StatusCode::OK, "text/plain", "ok\n") })
+        .get("/healthz", |_| async {
+            respond(StatusCode::OK, "text/plain", "ok\n")
+        })
         .post("/purge", |request| async move {
             respond(StatusCode::OK, "text/plain", request.body)
         })
@@ -37,7 +39,9 @@ fn get(path: &str) -> String {
 }
 
 fn post(path: &str, auth: Option<&str>, body: &str) -> String {
-    let auth = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
@@ -67,7 +71,10 @@ async fn unknown_path_is_404_and_wrong_method_is_405() {
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     let wrong = exchange(server.local_addr(), &get("/purge")).await;
     assert!(wrong.starts_with("HTTP/1.1 405"), "{wrong}");
-    assert!(wrong.to_ascii_lowercase().contains("allow: post"), "{wrong}");
+    assert!(
+        wrong.to_ascii_lowercase().contains("allow: post"),
+        "{wrong}"
+    );
 }
 
 #[tokio::test]
