@@ -108,6 +108,41 @@ impl GeoDb {
         Ok(DbMatch { network, location })
     }
 
+    /// Every database network inside `block`, including networks without
+    /// data (gaps), and the enclosing network when `block` lies inside one.
+    ///
+    /// Used to merge neighbouring networks that get the same answer. Errors
+    /// mean the tree or a record is corrupt.
+    pub fn networks_within(
+        &self,
+        block: IpNet,
+    ) -> Result<impl Iterator<Item = Result<DbMatch, GeoIpError>> + '_, GeoIpError> {
+        let decode_error = move |source| GeoIpError::Decode {
+            path: self.path.clone(),
+            ip: block.addr(),
+            source,
+        };
+        if block.addr().is_ipv6() && self.ip_version() == 4 {
+            let gap = DbMatch {
+                network: block,
+                location: None,
+            };
+            return Ok(Box::new(std::iter::once(Ok(gap)))
+                as Box<dyn Iterator<Item = Result<DbMatch, GeoIpError>>>);
+        }
+        let network = ipnetwork::IpNetwork::new(block.addr(), block.prefix_len())
+            .map_err(|error| decode_error(maxminddb::MaxMindDbError::InvalidNetwork(error)))?;
+        let options = maxminddb::WithinOptions::default().include_networks_without_data();
+        let records = self.reader.within(network, options).map_err(decode_error)?;
+        Ok(Box::new(records.map(move |record| {
+            let record = record.map_err(decode_error)?;
+            let ip = record.network().map_or(block.addr(), |net| net.ip());
+            let network = matched_network(ip, &record);
+            let location = self.location(&record).map_err(decode_error)?;
+            Ok(DbMatch { network, location })
+        })))
+    }
+
     fn location(
         &self,
         record: &LookupResult<'_, Mmap>,

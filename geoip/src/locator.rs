@@ -66,6 +66,15 @@ impl Locator {
         &self.databases
     }
 
+    /// The databases a lookup of `ip` may consult: IPv4-only databases
+    /// cannot answer for IPv6 addresses.
+    pub fn databases_for(&self, ip: IpAddr) -> impl Iterator<Item = &GeoDb> {
+        let ipv6 = ip.to_canonical().is_ipv6();
+        self.databases
+            .iter()
+            .filter(move |db| !ipv6 || db.ip_version() == 6)
+    }
+
     /// The override table.
     pub fn overrides(&self) -> &Overrides {
         &self.overrides

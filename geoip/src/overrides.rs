@@ -129,6 +129,22 @@ impl Overrides {
         }
     }
 
+    /// Overridden networks inside `block` (including `block` itself).
+    pub fn networks_within(&self, block: IpNet) -> Vec<(IpNet, &Override)> {
+        match block.trunc() {
+            IpNet::V4(block) => self
+                .v4
+                .children(&block)
+                .map(|(net, value)| (IpNet::V4(net), value))
+                .collect(),
+            IpNet::V6(block) => self
+                .v6
+                .children(&block)
+                .map(|(net, value)| (IpNet::V6(net), value))
+                .collect(),
+        }
+    }
+
     /// Number of overridden networks.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()

@@ -5,9 +5,8 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Subcommand;
-use geoip::{GeoDb, Located, Locator, Overrides, Preset, SchemaConfig, Source};
+use geoip::{GeoDb, Located, Locator, Preset, SchemaConfig, Source};
 use serde::Serialize;
 
 /// GeoIP subcommands.
@@ -77,7 +76,7 @@ impl GeoipCommand {
                     .chain(more_dbs)
                     .map(|path| GeoDb::open_with(path, &config))
                     .collect::<Result<Vec<_>, _>>()?;
-                let locator = Locator::new(load_overrides(&overrides)?, databases);
+                let locator = Locator::new(crate::sources::load_overrides(&overrides)?, databases);
                 for ip in ips {
                     let located = locator.locate(ip)?;
                     let report = Report::new(&locator, &located);
@@ -111,32 +110,6 @@ impl GeoipCommand {
                 Ok(())
             }
         }
-    }
-}
-
-/// Loads and merges override files, by extension.
-pub fn load_overrides(paths: &[PathBuf]) -> anyhow::Result<Overrides> {
-    let mut merged = Overrides::new();
-    for path in paths {
-        let overrides = load_override_file(path)?;
-        merged
-            .merge(overrides)
-            .with_context(|| format!("{}", path.display()))?;
-    }
-    Ok(merged)
-}
-
-fn load_override_file(path: &Path) -> anyhow::Result<Overrides> {
-    match path.extension().and_then(|ext| ext.to_str()) {
-        Some("csv") => {
-            let rows = geoip::read_network_csv(path)?;
-            Ok(Overrides::from_rows(rows).with_context(|| format!("{}", path.display()))?)
-        }
-        Some("toml") => Ok(shared::config::load::<Overrides>(path)?),
-        _ => anyhow::bail!(
-            "{}: override files must end in .toml or .csv",
-            path.display()
-        ),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The command line: `geodns <command>`.
 
 mod geoip;
+mod serve;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,31 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve DNS (and the admin API) until SIGTERM; SIGHUP reloads.
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file (and the files it names); exit 1 with the errors.
+    CheckConfig {
+        /// Configuration file.
+        config: PathBuf,
+    },
+    /// Show how a client address is located and answered.
+    Explain {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Client (or ECS) address.
+        ip: std::net::IpAddr,
+        /// Skip the one-off health check of each edge.
+        #[arg(long)]
+        no_health: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect GeoIP databases and build new ones from CSV.
     #[command(subcommand)]
     Geoip(GeoipCommand),
@@ -30,6 +58,16 @@ impl Command {
     /// Runs the command to completion.
     pub fn run(self) -> anyhow::Result<()> {
         match self {
+            Self::Run { config } => serve::run(&config),
+            Self::CheckConfig { config } => {
+                serve::check_config(&config, &mut std::io::stdout().lock())
+            }
+            Self::Explain {
+                config,
+                ip,
+                no_health,
+                json,
+            } => serve::explain(&config, ip, !no_health, json, &mut std::io::stdout().lock()),
             Self::Geoip(command) => command.run(&mut std::io::stdout().lock()),
         }
     }

@@ -1,0 +1,165 @@
+//! geodns's admin routes: `/healthz`, `/status`, `/explain?ip=`, `/metrics`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::StatusCode;
+use serde::Serialize;
+use shared::admin::{AdminRouter, respond, respond_json};
+use shared::metrics::Registry;
+
+use crate::health::{HealthTable, LastCheck};
+use crate::snapshot::Snapshot;
+
+/// The routes, reading the live snapshot.
+pub fn router(
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    health: Arc<HealthTable>,
+    registry: Arc<Registry>,
+) -> AdminRouter {
+    let status_snapshot = snapshot.clone();
+    let status_health = health.clone();
+    AdminRouter::new()
+        .metrics(registry)
+        .get("/healthz", |_| async {
+            respond(StatusCode::OK, "text/plain", "ok\n")
+        })
+        .get("/status", move |_| {
+            let body = status(&status_snapshot.load(), status_health.epoch());
+            async move { respond_json(StatusCode::OK, &body) }
+        })
+        .get("/explain", move |request| {
+            let snapshot = snapshot.load_full();
+            let epoch = health.epoch();
+            async move {
+                let Some(ip) = request
+                    .query_param("ip")
+                    .and_then(|text| text.parse::<IpAddr>().ok())
+                else {
+                    return respond(StatusCode::BAD_REQUEST, "text/plain", "give ?ip=ADDRESS\n");
+                };
+                respond_json(
+                    StatusCode::OK,
+                    &crate::explain::explain(&snapshot, ip, epoch),
+                )
+            }
+        })
+}
+
+#[derive(Serialize)]
+struct Status {
+    config: Option<String>,
+    loaded_at: Option<u64>,
+    health_epoch: u64,
+    databases: Vec<DatabaseStatus>,
+    overrides: usize,
+    zones: Vec<ZoneStatus>,
+    services: Vec<ServiceStatus>,
+}
+
+#[derive(Serialize)]
+struct DatabaseStatus {
+    path: String,
+    database_type: String,
+    build_epoch: u64,
+}
+
+#[derive(Serialize)]
+struct ZoneStatus {
+    name: String,
+    serial: Option<u32>,
+    rrsets: usize,
+    geo_names: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ServiceStatus {
+    name: String,
+    ttl: u32,
+    answers: usize,
+    edges: Vec<EdgeStatusReport>,
+}
+
+#[derive(Serialize)]
+struct EdgeStatusReport {
+    name: String,
+    region: String,
+    latitude: f64,
+    longitude: f64,
+    ipv4: Vec<std::net::Ipv4Addr>,
+    ipv6: Vec<std::net::Ipv6Addr>,
+    weight: u32,
+    bias_km: f64,
+    health_url: Option<String>,
+    status: shared::EdgeStatus,
+    last_check: Option<LastCheck>,
+}
+
+fn status(snapshot: &Snapshot, health_epoch: u64) -> Status {
+    Status {
+        config: snapshot
+            .source
+            .as_ref()
+            .map(|path| path.display().to_string()),
+        loaded_at: snapshot
+            .loaded_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|elapsed| elapsed.as_secs()),
+        health_epoch,
+        databases: snapshot
+            .locator
+            .databases()
+            .iter()
+            .map(|db| DatabaseStatus {
+                path: db.path().display().to_string(),
+                database_type: db.database_type().to_string(),
+                build_epoch: db.build_epoch(),
+            })
+            .collect(),
+        overrides: snapshot.locator.overrides().len(),
+        zones: snapshot
+            .zones
+            .iter()
+            .map(|zone| ZoneStatus {
+                name: zone.origin().to_string(),
+                serial: match &zone.soa().data {
+                    hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                    _ => None,
+                },
+                rrsets: zone.rrsets().count(),
+                geo_names: zone.geo_names().map(|(name, _)| name.to_string()).collect(),
+            })
+            .collect(),
+        services: snapshot
+            .services
+            .iter()
+            .map(|service| ServiceStatus {
+                name: service.name.clone(),
+                ttl: service.ttl,
+                answers: service.answers,
+                edges: service
+                    .edges
+                    .iter()
+                    .map(|edge| EdgeStatusReport {
+                        name: edge.name.clone(),
+                        region: edge.region.clone(),
+                        latitude: edge.location.latitude(),
+                        longitude: edge.location.longitude(),
+                        ipv4: edge.ipv4.clone(),
+                        ipv6: edge.ipv6.clone(),
+                        weight: edge.weight,
+                        bias_km: edge.bias_km,
+                        health_url: edge.health.as_ref().map(|health| health.url().to_string()),
+                        status: edge
+                            .health
+                            .as_ref()
+                            .map_or(shared::EdgeStatus::Up, |health| health.status()),
+                        last_check: edge.health.as_ref().map(|health| health.last_check()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,342 @@
+//! The geodns configuration file, as typed structs.
+//!
+//! Parsing checks shapes and units (unknown keys are errors, with file, line
+//! and key); [`crate::snapshot::Snapshot::build`] then checks meaning (names
+//! inside their zones, services pointing at zones that exist, databases that
+//! open) and turns the whole into the immutable state queries read.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use geoip::{Continent, Coordinates, CountryCode, SchemaConfig};
+use serde::Deserialize;
+use shared::{AdminConfig, Duration};
+
+/// Default admin port (loopback).
+pub const DEFAULT_ADMIN_PORT: u16 = 9153;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DNS listeners and limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Admin HTTP server.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Geolocation sources.
+    #[serde(default)]
+    pub geoip: GeoipConfig,
+    /// Defaults for the health checks of every edge.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Zones we are authoritative for, by apex name.
+    #[serde(default)]
+    pub zones: BTreeMap<String, ZoneConfig>,
+    /// Geo services, by name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to serve DNS on, over both UDP and TCP.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP sockets (and receive loops) per address; 0 means one per CPU.
+    #[serde(default)]
+    pub udp_sockets: usize,
+    /// Largest UDP response we send to EDNS clients, whatever they offer
+    /// (1232 avoids IP fragmentation, per DNS Flag Day 2020).
+    #[serde(default = "default_max_udp_payload")]
+    pub max_udp_payload: u16,
+    /// A TCP connection idle this long is closed.
+    #[serde(default = "default_tcp_idle_timeout")]
+    pub tcp_idle_timeout: Duration,
+    /// Concurrent TCP connections; further ones are closed at once.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            udp_sockets: 0,
+            max_udp_payload: default_max_udp_payload(),
+            tcp_idle_timeout: default_tcp_idle_timeout(),
+            tcp_max_connections: default_tcp_max_connections(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 53),
+    ]
+}
+
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+
+fn default_tcp_idle_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_tcp_max_connections() -> usize {
+    1024
+}
+
+/// `[geoip]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// MaxMind-format databases, consulted in order.
+    #[serde(default)]
+    pub databases: Vec<PathBuf>,
+    /// Override files (.toml or .csv), longest prefix first, before any database.
+    #[serde(default)]
+    pub overrides: Vec<PathBuf>,
+    /// Record layout of the databases.
+    #[serde(default)]
+    pub schema: SchemaConfig,
+}
+
+/// `[health]`: how edges are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Time between checks of one edge.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// A check that takes longer has failed.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down edge up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up edge down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Random delay added to each interval so checks of many edges spread out.
+    #[serde(default = "default_jitter")]
+    pub jitter: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            rise: default_rise(),
+            fall: default_fall(),
+            jitter: default_jitter(),
+        }
+    }
+}
+
+// A dead edge is detected within fall * interval + timeout = 2 * 1.5s + 1s = 4s,
+// plus jitter: under the 5 s the product promises.
+fn default_interval() -> Duration {
+    Duration::from_millis(1500)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_rise() -> u32 {
+    2
+}
+
+fn default_fall() -> u32 {
+    2
+}
+
+fn default_jitter() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// `[zones."example.com"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Start of authority. Taken from `file` when that has one.
+    pub soa: Option<SoaConfig>,
+    /// Name servers of the zone (NS at the apex). In-zone names need A/AAAA
+    /// records, which are then served as glue.
+    #[serde(default)]
+    pub ns: Vec<String>,
+    /// TTL of records that do not give one.
+    #[serde(default = "default_record_ttl")]
+    pub ttl: Duration,
+    /// An RFC 1035 zone file with more records.
+    pub file: Option<PathBuf>,
+    /// Static records.
+    #[serde(default)]
+    pub records: Vec<RecordConfig>,
+    /// Clients allowed to transfer the zone (AXFR/IXFR); nobody by default.
+    #[serde(default)]
+    pub allow_transfer: Vec<ipnet::IpNet>,
+}
+
+fn default_record_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `soa = { ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaConfig {
+    /// Primary name server.
+    pub mname: String,
+    /// Responsible mailbox, as a name (`hostmaster.example.com`).
+    pub rname: String,
+    /// Serial number; defaults to the time of loading.
+    pub serial: Option<u32>,
+    /// Secondary refresh interval.
+    #[serde(default = "default_refresh")]
+    pub refresh: Duration,
+    /// Secondary retry interval.
+    #[serde(default = "default_retry")]
+    pub retry: Duration,
+    /// Secondary expiry.
+    #[serde(default = "default_expire")]
+    pub expire: Duration,
+    /// Negative-caching TTL (RFC 2308).
+    #[serde(default = "default_minimum")]
+    pub minimum: Duration,
+    /// TTL of the SOA record itself.
+    #[serde(default = "default_record_ttl")]
+    pub ttl: Duration,
+}
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_retry() -> Duration {
+    Duration::from_secs(900)
+}
+
+fn default_expire() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_minimum() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `[[zones."example.com".records]]`: one resource record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Owner name, relative to the zone (`@` for the apex, `*.x` for a wildcard)
+    /// or absolute with a trailing dot.
+    pub name: String,
+    /// Record type: A, AAAA, CNAME, TXT, MX, CAA, SRV, NS, PTR...
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Data in zone-file syntax, e.g. `10 mail.example.com.` for MX.
+    pub value: String,
+    /// TTL; the zone's `ttl` when absent.
+    pub ttl: Option<Duration>,
+}
+
+/// `[services.name]`: a geo-balanced name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Zone the names live in.
+    pub zone: String,
+    /// Names answered by this service, relative to the zone; `*.img` for a wildcard.
+    pub names: Vec<String>,
+    /// TTL of geo answers.
+    #[serde(default = "default_service_ttl")]
+    pub ttl: Duration,
+    /// How many edges each answer carries, nearest first.
+    #[serde(default = "default_answers")]
+    pub answers: usize,
+    /// What to answer when the client cannot be located.
+    #[serde(default)]
+    pub fallback: Fallback,
+    /// The edges.
+    pub edges: Vec<EdgeConfig>,
+    /// Countries or continents pinned to regions.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Overrides `[health]` for this service's edges.
+    pub health: Option<HealthConfig>,
+}
+
+fn default_service_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_answers() -> usize {
+    1
+}
+
+/// Answer for clients of unknown location.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Fallback {
+    /// The healthy edges with the highest weights.
+    #[default]
+    Weighted,
+    /// The healthy edges of one region, by weight.
+    Region(String),
+}
+
+/// `[[services.name.edges]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Unique name of the edge within the service.
+    pub name: String,
+    /// Region it belongs to (for rules and fallback).
+    #[serde(default)]
+    pub region: String,
+    /// Where it is; looked up in the geo sources by its address when absent.
+    pub location: Option<Coordinates>,
+    /// IPv4 addresses (A answers).
+    #[serde(default)]
+    pub ipv4: Vec<Ipv4Addr>,
+    /// IPv6 addresses (AAAA answers).
+    #[serde(default)]
+    pub ipv6: Vec<Ipv6Addr>,
+    /// Preference among equals and for the fallback; 0 never serves by weight.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Kilometres added to (positive) or taken from (negative) this edge's
+    /// distance when ranking, to shrink or grow its catchment.
+    #[serde(default)]
+    pub bias_km: f64,
+    /// URL of its `/healthz`; without one the edge is always considered up.
+    pub health: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+/// `[[services.name.rules]]`: clients from these places go to these regions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Client countries matched.
+    #[serde(default)]
+    pub countries: Vec<CountryCode>,
+    /// Client continents matched.
+    #[serde(default)]
+    pub continents: Vec<Continent>,
+    /// Regions whose healthy edges serve the matched clients (nearest first);
+    /// when none of them is healthy, normal ranking applies.
+    pub regions: Vec<String>,
+}

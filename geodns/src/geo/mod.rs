@@ -1,0 +1,9 @@
+//! Geo services: the edges behind a name and the policy that picks among them.
+
+mod scope;
+mod selection;
+mod service;
+
+pub use scope::{ScopeFinder, ScopeKey};
+pub use selection::{Family, Reason, Selection, effective_km, select};
+pub use service::{Edge, Rule, Service};

@@ -1,0 +1,194 @@
+//! The checker task of one edge: GET its health URL every interval.
+//!
+//! Outcomes move the state machine: `fall` consecutive failures take an edge
+//! down, `rise` consecutive successes bring a down edge back. A document that
+//! says `draining` or `down` is obeyed at once: the edge asked for it. A 200
+//! whose body is not the shared health document counts as `up`, so edges can
+//! be checked through any plain health endpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::{StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+use shared::EdgeStatus;
+use shared::health::HealthReport;
+use tokio_util::sync::CancellationToken;
+
+use super::{EdgeHealth, LastCheck};
+use crate::config::HealthConfig;
+use crate::metrics::DnsMetrics;
+
+/// Polls one edge.
+pub struct HealthProbe {
+    health: Arc<EdgeHealth>,
+    config: HealthConfig,
+    metrics: Arc<DnsMetrics>,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    successes: u32,
+    failures: u32,
+}
+
+impl HealthProbe {
+    /// A probe for `health`'s URL with `config`'s timing.
+    pub fn new(health: Arc<EdgeHealth>, config: HealthConfig, metrics: Arc<DnsMetrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.timeout.as_std()));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        Self {
+            health,
+            config,
+            metrics,
+            client,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Checks until `stop` is cancelled.
+    pub async fn run(mut self, stop: CancellationToken) {
+        // Spread the first checks of many edges over one interval.
+        let initial = random_delay(self.config.interval.as_std());
+        if tokio::time::timeout(initial, stop.cancelled())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        loop {
+            self.check_once().await;
+            let pause = self.config.interval.as_std() + random_delay(self.config.jitter.as_std());
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One check and its effect on the state.
+    pub async fn check_once(&mut self) {
+        let outcome = tokio::time::timeout(self.config.timeout.as_std(), self.fetch()).await;
+        let (reported, last) = match outcome {
+            Ok(Ok(report)) => (
+                Some(
+                    report
+                        .as_ref()
+                        .map_or(EdgeStatus::Up, |report| report.status),
+                ),
+                LastCheck {
+                    at: Some(SystemTime::now()),
+                    report,
+                    error: None,
+                },
+            ),
+            Ok(Err(error)) => (None, failed(error)),
+            Err(_) => (
+                None,
+                failed(format!("no answer within {}", self.config.timeout)),
+            ),
+        };
+        self.health.record(last);
+        let previous = self.health.status();
+        let next = match reported {
+            Some(EdgeStatus::Up) => {
+                self.successes += 1;
+                self.failures = 0;
+                let risen = previous == EdgeStatus::Draining || self.successes >= self.config.rise;
+                if previous == EdgeStatus::Up || risen {
+                    EdgeStatus::Up
+                } else {
+                    previous
+                }
+            }
+            Some(asked) => {
+                self.successes = 0;
+                self.failures = 0;
+                asked
+            }
+            None => {
+                self.failures += 1;
+                self.successes = 0;
+                if self.failures >= self.config.fall {
+                    EdgeStatus::Down
+                } else {
+                    previous
+                }
+            }
+        };
+        self.metrics
+            .record_health_check(self.health.url(), reported.is_some());
+        if self.health.set_status(next) {
+            self.metrics.set_edge_status(self.health.url(), next);
+            match next {
+                EdgeStatus::Up => tracing::info!(edge = self.health.url(), "edge is up"),
+                EdgeStatus::Draining => {
+                    tracing::warn!(edge = self.health.url(), "edge is draining")
+                }
+                EdgeStatus::Down => tracing::warn!(
+                    edge = self.health.url(),
+                    error = self.health.last_check().error.unwrap_or_default(),
+                    "edge is down"
+                ),
+            }
+        }
+    }
+
+    /// GETs the URL: the edge's document, or `Ok(None)` for a 200 without one.
+    async fn fetch(&self) -> Result<Option<HealthReport>, String> {
+        let uri: Uri = self
+            .health
+            .url()
+            .parse()
+            .map_err(|error| format!("invalid URL: {error}"))?;
+        let request = hyper::Request::get(uri)
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("geodns/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|error| error.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|error| format!("request failed: {error}"))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), HealthReport::MAX_BYTES)
+            .collect()
+            .await
+            .map_err(|error| format!("reading body: {error}"))?
+            .to_bytes();
+        // The document wins over the status code: an edge may answer 503
+        // while draining and still say so in the body.
+        match HealthReport::from_json(&body) {
+            Ok(report) => Ok(Some(report)),
+            Err(_) if status == StatusCode::OK => Ok(None),
+            Err(_) => Err(format!("HTTP {status}")),
+        }
+    }
+}
+
+fn failed(error: String) -> LastCheck {
+    LastCheck {
+        at: Some(SystemTime::now()),
+        report: None,
+        error: Some(error),
+    }
+}
+
+fn random_delay(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=nanos))
+}

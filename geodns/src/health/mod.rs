@@ -1,0 +1,193 @@
+//! Active health checks of edges.
+//!
+//! Each distinct health URL has one [`EdgeHealth`] and one checker task,
+//! shared by every service that lists the edge and kept across reloads, so
+//! a reload neither forgets that an edge is down nor doubles the probes.
+//! Queries read the state with one atomic load.
+
+mod checker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use shared::EdgeStatus;
+use shared::health::HealthReport;
+use tokio_util::sync::CancellationToken;
+
+pub use checker::HealthProbe;
+
+use crate::config::HealthConfig;
+use crate::metrics::DnsMetrics;
+
+/// Live state of one checked edge.
+#[derive(Debug)]
+pub struct EdgeHealth {
+    url: String,
+    status: AtomicU8,
+    epoch: Arc<AtomicU64>,
+    last: Mutex<LastCheck>,
+}
+
+/// What the last check saw, for `/status` and `explain`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LastCheck {
+    /// When it finished.
+    pub at: Option<SystemTime>,
+    /// The document the edge returned, if it returned one.
+    pub report: Option<HealthReport>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+fn encode(status: EdgeStatus) -> u8 {
+    match status {
+        EdgeStatus::Up => 0,
+        EdgeStatus::Draining => 1,
+        EdgeStatus::Down => 2,
+    }
+}
+
+fn decode(value: u8) -> EdgeStatus {
+    match value {
+        0 => EdgeStatus::Up,
+        1 => EdgeStatus::Draining,
+        _ => EdgeStatus::Down,
+    }
+}
+
+impl EdgeHealth {
+    fn new(url: String, epoch: Arc<AtomicU64>) -> Self {
+        Self {
+            url,
+            // Optimistic until checked: answering with the nearest edge at
+            // start beats answering by weight for the first seconds.
+            status: AtomicU8::new(encode(EdgeStatus::Up)),
+            epoch,
+            last: Mutex::new(LastCheck::default()),
+        }
+    }
+
+    /// The checked URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Current state.
+    pub fn status(&self) -> EdgeStatus {
+        decode(self.status.load(Ordering::Relaxed))
+    }
+
+    /// Whether answers may send new clients here (`up` only; `draining` edges
+    /// keep their clients but get no new ones).
+    pub fn accepts_new_clients(&self) -> bool {
+        self.status().accepts_new_clients()
+    }
+
+    /// The last check's outcome.
+    pub fn last_check(&self) -> LastCheck {
+        self.last.lock().clone()
+    }
+
+    /// Sets the state; a change bumps the epoch so cached answers are dropped.
+    pub fn set_status(&self, status: EdgeStatus) -> bool {
+        let previous = self.status.swap(encode(status), Ordering::AcqRel);
+        let changed = previous != encode(status);
+        if changed {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        changed
+    }
+
+    fn record(&self, last: LastCheck) {
+        *self.last.lock() = last;
+    }
+}
+
+struct Checked {
+    health: Arc<EdgeHealth>,
+    /// Stops the checker task, and the settings it runs with; `None` while
+    /// no checker runs.
+    checker: Option<(CancellationToken, HealthConfig)>,
+}
+
+/// All checked edges, by URL, and their checker tasks.
+pub struct HealthTable {
+    edges: Mutex<HashMap<String, Checked>>,
+    epoch: Arc<AtomicU64>,
+    metrics: Arc<DnsMetrics>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for HealthTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthTable")
+            .field("epoch", &self.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HealthTable {
+    /// An empty table; checkers stop when `shutdown` is cancelled.
+    pub fn new(metrics: Arc<DnsMetrics>, shutdown: CancellationToken) -> Self {
+        Self {
+            edges: Mutex::new(HashMap::new()),
+            epoch: Arc::new(AtomicU64::new(0)),
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Changes whenever any edge changes state.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The shared state for `url`, created (without a checker) if new.
+    pub fn entry(&self, url: &str) -> Arc<EdgeHealth> {
+        let mut edges = self.edges.lock();
+        edges
+            .entry(url.to_string())
+            .or_insert_with(|| Checked {
+                health: Arc::new(EdgeHealth::new(url.to_string(), self.epoch.clone())),
+                checker: None,
+            })
+            .health
+            .clone()
+    }
+
+    /// Runs one checker per URL in `wanted` and stops checkers of URLs no
+    /// longer configured. Must be called inside a Tokio runtime.
+    pub fn reconcile(&self, wanted: &HashMap<String, HealthConfig>) {
+        let mut edges = self.edges.lock();
+        edges.retain(|url, checked| {
+            let keep = wanted.contains_key(url);
+            if !keep {
+                if let Some((checker, _)) = &checked.checker {
+                    checker.cancel();
+                }
+                self.metrics.forget_edge(url);
+            }
+            keep
+        });
+        for (url, config) in wanted {
+            let checked = edges.entry(url.clone()).or_insert_with(|| Checked {
+                health: Arc::new(EdgeHealth::new(url.clone(), self.epoch.clone())),
+                checker: None,
+            });
+            let current = checked.checker.as_ref().map(|(_, running)| running);
+            if current != Some(config) {
+                if let Some((checker, _)) = &checked.checker {
+                    checker.cancel();
+                }
+                let stop = self.shutdown.child_token();
+                let probe = HealthProbe::new(checked.health.clone(), *config, self.metrics.clone());
+                tokio::spawn(probe.run(stop.clone()));
+                checked.checker = Some((stop, *config));
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Prometheus metrics of geodns.
+//!
+//! Label sets are small `Copy` structs hashed without allocation, and the
+//! per-service counters are resolved once per snapshot, so the answer path
+//! only bumps atomics.
+
+use std::fmt::Write as _;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use shared::EdgeStatus;
+
+use crate::geo::Reason;
+
+/// Transport a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl EncodeLabelValue for Transport {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        })
+    }
+}
+
+/// A record type as a label (its mnemonic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QtypeLabel(pub RecordType);
+
+impl EncodeLabelValue for QtypeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{}", self.0)
+    }
+}
+
+/// A response code as a label (`NOERROR`, `NXDOMAIN`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RcodeLabel(pub ResponseCode);
+
+impl EncodeLabelValue for RcodeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let code = u16::from(self.0);
+        match code {
+            0 => encoder.write_str("NOERROR"),
+            1 => encoder.write_str("FORMERR"),
+            2 => encoder.write_str("SERVFAIL"),
+            3 => encoder.write_str("NXDOMAIN"),
+            4 => encoder.write_str("NOTIMP"),
+            5 => encoder.write_str("REFUSED"),
+            16 => encoder.write_str("BADVERS"),
+            other => write!(encoder, "RCODE{other}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueryLabels {
+    transport: Transport,
+    qtype: QtypeLabel,
+    rcode: RcodeLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EcsLabels {
+    ecs: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AnswerLabels {
+    service: String,
+    edge: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EdgeLabels {
+    edge: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabels {
+    edge: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+/// Every metric geodns exports.
+#[derive(Debug)]
+pub struct DnsMetrics {
+    queries: Family<QueryLabels, Counter>,
+    ecs: Family<EcsLabels, Counter>,
+    answers: Family<AnswerLabels, Counter>,
+    unlocated: Family<ServiceLabels, Counter>,
+    fail_open: Family<ServiceLabels, Counter>,
+    latency: Histogram,
+    edge_status: Family<EdgeLabels, Gauge>,
+    health_checks: Family<CheckLabels, Counter>,
+    dropped: Counter,
+    tcp_refused: Counter,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+/// Per-service counters, resolved once per snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceCounters {
+    /// `[edge][reason]` answers.
+    pub answers: Vec<[Counter; 4]>,
+    /// Clients that could not be located.
+    pub unlocated: Counter,
+    /// Answers given while every edge was down.
+    pub fail_open: Counter,
+}
+
+fn reason_index(reason: Reason) -> usize {
+    match reason {
+        Reason::Nearest => 0,
+        Reason::Rule => 1,
+        Reason::Fallback => 2,
+        Reason::FailOpen => 3,
+    }
+}
+
+const REASONS: [(Reason, &str); 4] = [
+    (Reason::Nearest, "nearest"),
+    (Reason::Rule, "rule"),
+    (Reason::Fallback, "fallback"),
+    (Reason::FailOpen, "fail_open"),
+];
+
+impl ServiceCounters {
+    /// Counts an answer whose first edge is `edge`.
+    pub fn answered(&self, edge: usize, reason: Reason) {
+        if let Some(counters) = self.answers.get(edge) {
+            counters[reason_index(reason)].inc();
+        }
+    }
+}
+
+impl DnsMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> std::sync::Arc<Self> {
+        let metrics = Self {
+            queries: Family::default(),
+            ecs: Family::default(),
+            answers: Family::default(),
+            unlocated: Family::default(),
+            fail_open: Family::default(),
+            // 2 us to 65 ms.
+            latency: Histogram::new(exponential_buckets(2e-6, 2.0, 16)),
+            edge_status: Family::default(),
+            health_checks: Family::default(),
+            dropped: Counter::default(),
+            tcp_refused: Counter::default(),
+            reloads: Family::default(),
+        };
+        registry.register(
+            "dns_queries",
+            "DNS queries answered, by transport, type and response code",
+            metrics.queries.clone(),
+        );
+        registry.register(
+            "dns_ecs_queries",
+            "Queries with and without a usable EDNS Client Subnet option",
+            metrics.ecs.clone(),
+        );
+        registry.register(
+            "dns_geo_answers",
+            "Geo answers by service, first edge and reason",
+            metrics.answers.clone(),
+        );
+        registry.register(
+            "dns_geo_unlocated",
+            "Geo queries whose client could not be located",
+            metrics.unlocated.clone(),
+        );
+        registry.register(
+            "dns_geo_fail_open",
+            "Geo answers given while every edge was down",
+            metrics.fail_open.clone(),
+        );
+        registry.register(
+            "dns_answer_duration_seconds",
+            "Time from query received to answer encoded",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "edge_health_status",
+            "Edge state: 0 up, 1 draining, 2 down",
+            metrics.edge_status.clone(),
+        );
+        registry.register(
+            "edge_health_checks",
+            "Health checks by edge and result",
+            metrics.health_checks.clone(),
+        );
+        registry.register(
+            "dns_dropped",
+            "Packets dropped without an answer (too short, or responses)",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "dns_tcp_connections_refused",
+            "TCP connections closed at once because the limit was reached",
+            metrics.tcp_refused.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            metrics.reloads.clone(),
+        );
+        std::sync::Arc::new(metrics)
+    }
+
+    /// Counts one answered query and its latency.
+    pub fn query(
+        &self,
+        transport: Transport,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        seconds: f64,
+    ) {
+        self.queries
+            .get_or_create(&QueryLabels {
+                transport,
+                qtype: QtypeLabel(qtype),
+                rcode: RcodeLabel(rcode),
+            })
+            .inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Counts whether a query carried a usable ECS option.
+    pub fn ecs(&self, present: bool) {
+        self.ecs
+            .get_or_create(&EcsLabels {
+                ecs: if present { "present" } else { "absent" },
+            })
+            .inc();
+    }
+
+    /// Counts a packet dropped without an answer.
+    pub fn dropped(&self) {
+        self.dropped.inc();
+    }
+
+    /// Counts a TCP connection refused for the limit.
+    pub fn tcp_refused(&self) {
+        self.tcp_refused.inc();
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// Resolves the counters of one service.
+    pub fn service_counters(&self, service: &str, edges: &[String]) -> ServiceCounters {
+        let service_label = ServiceLabels {
+            service: service.to_string(),
+        };
+        ServiceCounters {
+            answers: edges
+                .iter()
+                .map(|edge| {
+                    REASONS.map(|(_, reason)| {
+                        self.answers
+                            .get_or_create(&AnswerLabels {
+                                service: service.to_string(),
+                                edge: edge.clone(),
+                                reason,
+                            })
+                            .clone()
+                    })
+                })
+                .collect(),
+            unlocated: self.unlocated.get_or_create(&service_label).clone(),
+            fail_open: self.fail_open.get_or_create(&service_label).clone(),
+        }
+    }
+
+    /// Publishes an edge's state.
+    pub fn set_edge_status(&self, url: &str, status: EdgeStatus) {
+        let value = match status {
+            EdgeStatus::Up => 0,
+            EdgeStatus::Draining => 1,
+            EdgeStatus::Down => 2,
+        };
+        self.edge_status
+            .get_or_create(&EdgeLabels {
+                edge: url.to_string(),
+            })
+            .set(value);
+    }
+
+    /// Counts one health check.
+    pub fn record_health_check(&self, url: &str, success: bool) {
+        self.health_checks
+            .get_or_create(&CheckLabels {
+                edge: url.to_string(),
+                result: if success { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    /// Drops the series of an edge no longer configured.
+    pub fn forget_edge(&self, url: &str) {
+        self.edge_status.remove(&EdgeLabels {
+            edge: url.to_string(),
+        });
+        for result in ["success", "failure"] {
+            self.health_checks.remove(&CheckLabels {
+                edge: url.to_string(),
+                result,
+            });
+        }
+    }
+}

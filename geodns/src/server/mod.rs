@@ -1,0 +1,105 @@
+//! DNS transports: UDP receive loops and a TCP listener, both handing bytes
+//! to the [`Responder`].
+//!
+//! These are our own rather than hickory-server's `Server`: one receive loop
+//! per socket answers inline instead of spawning a task per datagram (the
+//! largest cost per query in a minimal hickory server), several sockets
+//! share each address through `SO_REUSEPORT` so every core receives, and TCP
+//! gets the connection limit and idle timeout that `Server` lacks.
+
+mod tcp;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::Responder;
+use crate::config::ServerConfig;
+use crate::metrics::DnsMetrics;
+
+/// The bound DNS listeners.
+#[derive(Debug)]
+pub struct DnsServer {
+    addresses: Vec<SocketAddr>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl DnsServer {
+    /// Binds every configured address (UDP and TCP on the same port) and
+    /// starts serving until `shutdown` is cancelled.
+    pub fn start(
+        config: &ServerConfig,
+        responder: Responder,
+        metrics: Arc<DnsMetrics>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let sockets_per_address = match config.udp_sockets {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let connection_slots = Arc::new(Semaphore::new(config.tcp_max_connections.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut addresses = Vec::new();
+        for &requested in &config.listen {
+            let (udp_sockets, tcp_listener) = bind_pair(requested, sockets_per_address)
+                .with_context(|| format!("server.listen: cannot listen on {requested}"))?;
+            let bound = tcp_listener.local_addr()?;
+            for socket in udp_sockets {
+                tasks.spawn(udp::serve(socket, responder.clone(), shutdown.clone()));
+            }
+            tasks.spawn(tcp::serve(
+                tcp_listener,
+                responder.clone(),
+                tcp::Limits {
+                    idle_timeout: config.tcp_idle_timeout.as_std(),
+                    slots: connection_slots.clone(),
+                },
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            tracing::info!(address = %bound, udp_sockets = sockets_per_address, "serving DNS over UDP and TCP");
+            addresses.push(bound);
+        }
+        Ok(Self { addresses, tasks })
+    }
+
+    /// The bound addresses (real ports when 0 was configured).
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Waits for every loop to finish after shutdown.
+    pub async fn stopped(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Binds `count` UDP sockets and one TCP listener on the same port. With
+/// port 0 the kernel picks a UDP port and TCP takes the same one; if that
+/// port is busy for TCP, try again.
+fn bind_pair(
+    requested: SocketAddr,
+    count: usize,
+) -> std::io::Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener)> {
+    let attempts = if requested.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let first = udp::bind(requested)?;
+        let address = first.local_addr()?;
+        match tcp::bind(address) {
+            Ok(listener) => {
+                let mut sockets = vec![first];
+                for _ in 1..count {
+                    sockets.push(udp::bind(address)?);
+                }
+                return Ok((sockets, listener));
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("cannot bind")))
+}

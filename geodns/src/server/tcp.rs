@@ -1,0 +1,132 @@
+//! TCP (RFC 7766): two-byte length-prefixed messages, several per connection.
+//!
+//! Each connection holds one slot of a bounded pool, so a flood of idle
+//! connections cannot exhaust memory or descriptors; a connection that
+//! stays silent for the idle timeout, or dribbles a message slower than
+//! that, is closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::answer::Responder;
+use crate::metrics::{DnsMetrics, Transport};
+
+/// Connection limits.
+pub(super) struct Limits {
+    /// Close connections idle this long.
+    pub idle_timeout: Duration,
+    /// One permit per open connection.
+    pub slots: Arc<Semaphore>,
+}
+
+/// Binds the TCP listener.
+pub(super) fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections until `shutdown`.
+pub(super) async fn serve(
+    listener: TcpListener,
+    responder: Responder,
+    limits: Limits,
+    metrics: Arc<DnsMetrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::debug!(%error, "TCP accept failed");
+                // Out of descriptors: back off rather than spin.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limits.slots.clone().try_acquire_owned() else {
+            metrics.tcp_refused();
+            drop(stream);
+            continue;
+        };
+        let responder = responder.clone();
+        let shutdown = shutdown.clone();
+        let idle_timeout = limits.idle_timeout;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                result = connection(stream, peer, &responder, idle_timeout) => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "TCP connection closed");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    responder: &Responder,
+    idle_timeout: Duration,
+) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(512);
+    loop {
+        let mut length = [0u8; 2];
+        match tokio::time::timeout(idle_timeout, stream.read_exact(&mut length)).await {
+            Ok(Ok(_)) => {}
+            // Idle, or the client closed between messages: both are normal ends.
+            Err(_) => return Ok(()),
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(error)) => return Err(error),
+        }
+        let length = usize::from(u16::from_be_bytes(length));
+        frame.resize(length, 0);
+        tokio::time::timeout(idle_timeout, stream.read_exact(&mut frame))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "message not completed in time",
+                )
+            })??;
+        let Some(response) = responder.respond(&frame, peer.ip(), Transport::Tcp) else {
+            continue;
+        };
+        let Ok(response_length) = u16::try_from(response.len()) else {
+            continue;
+        };
+        let mut out = Vec::with_capacity(response.len() + 2);
+        out.extend_from_slice(&response_length.to_be_bytes());
+        out.extend_from_slice(&response);
+        tokio::time::timeout(idle_timeout, stream.write_all(&out))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")
+            })??;
+    }
+}
