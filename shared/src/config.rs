@@ -110,7 +110,12 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                // Keys that hold dots (zone names) are quoted, as in TOML.
+                if key.contains(['.', ' ', '"']) || key.is_empty() {
+                    out.push_str(&format!("{key:?}"));
+                } else {
+                    out.push_str(key);
+                }
             }
             Segment::Unknown => {}
         }
@@ -181,6 +186,15 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("unknown field `tll`"), "{message}");
+    }
+
+    #[test]
+    fn dotted_keys_are_quoted() {
+        let message = error_text("[services.\"cdn.example.com\"]\nttl = \"1x\"\n");
+        assert!(
+            message.starts_with("geodns.toml:2:7: services.\"cdn.example.com\".ttl:"),
+            "{message}"
+        );
     }
 
     #[test]
