@@ -12,9 +12,9 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use shared::EdgeStatus;
+use shared::metrics::AtomicHistogram;
 
 use crate::geo::Reason;
 
@@ -114,7 +114,7 @@ pub struct DnsMetrics {
     answers: Family<AnswerLabels, Counter>,
     unlocated: Family<ServiceLabels, Counter>,
     fail_open: Family<ServiceLabels, Counter>,
-    latency: Histogram,
+    latency: AtomicHistogram,
     edge_status: Family<EdgeLabels, Gauge>,
     health_checks: Family<CheckLabels, Counter>,
     dropped: Counter,
@@ -150,11 +150,11 @@ const REASONS: [(Reason, &str); 4] = [
 ];
 
 impl ServiceCounters {
-    /// Counts an answer whose first edge is `edge`.
-    pub fn answered(&self, edge: usize, reason: Reason) {
-        if let Some(counters) = self.answers.get(edge) {
-            counters[reason_index(reason)].inc();
-        }
+    /// The counter of answers whose first edge is `edge`, chosen for `reason`.
+    pub fn answered(&self, edge: usize, reason: Reason) -> Option<Counter> {
+        self.answers
+            .get(edge)
+            .map(|counters| counters[reason_index(reason)].clone())
     }
 }
 
@@ -168,7 +168,7 @@ impl DnsMetrics {
             unlocated: Family::default(),
             fail_open: Family::default(),
             // 2 us to 65 ms.
-            latency: Histogram::new(exponential_buckets(2e-6, 2.0, 16)),
+            latency: AtomicHistogram::exponential(2e-6, 16),
             edge_status: Family::default(),
             health_checks: Family::default(),
             dropped: Counter::default(),
@@ -233,31 +233,34 @@ impl DnsMetrics {
         std::sync::Arc::new(metrics)
     }
 
-    /// Counts one answered query and its latency.
-    pub fn query(
+    /// The counter of answered queries with these labels.
+    pub fn query_counter(
         &self,
         transport: Transport,
         qtype: RecordType,
         rcode: ResponseCode,
-        seconds: f64,
-    ) {
+    ) -> Counter {
         self.queries
             .get_or_create(&QueryLabels {
                 transport,
                 qtype: QtypeLabel(qtype),
                 rcode: RcodeLabel(rcode),
             })
-            .inc();
-        self.latency.observe(seconds);
+            .clone()
     }
 
-    /// Counts whether a query carried a usable ECS option.
-    pub fn ecs(&self, present: bool) {
+    /// Records the time from receiving a query to having its answer.
+    pub fn latency(&self, elapsed: std::time::Duration) {
+        self.latency.observe(elapsed);
+    }
+
+    /// The counter of queries with (`true`) or without a usable ECS option.
+    pub fn ecs_counter(&self, present: bool) -> Counter {
         self.ecs
             .get_or_create(&EcsLabels {
                 ecs: if present { "present" } else { "absent" },
             })
-            .inc();
+            .clone()
     }
 
     /// Counts a packet dropped without an answer.

@@ -1,15 +1,19 @@
 //! From query bytes to response bytes.
 //!
-//! The transports hand every datagram or TCP frame to [`Responder::respond`]
-//! and send back what it returns. It reads one immutable snapshot and never
-//! blocks. Protocol behaviour lives here: REFUSED outside our zones (never an
-//! open resolver), NXDOMAIN and NODATA with the SOA (RFC 2308), EDNS(0)
-//! echoed and BADVERS for versions above 0 (RFC 6891), ECS (RFC 7871), TC
-//! when a UDP answer does not fit, ANY per RFC 8482, and zone transfers only
-//! for allowed clients over TCP.
+//! The transports hand every datagram or TCP frame here. Plain UDP queries
+//! are first looked up in the receive loop's [`AnswerCache`]; everything
+//! else, and every miss, takes the full path: decode with hickory-proto,
+//! resolve against one immutable snapshot, encode. Protocol behaviour lives
+//! in the full path: REFUSED outside our zones (never an open resolver),
+//! NXDOMAIN and NODATA with the SOA (RFC 2308), EDNS(0) echoed and BADVERS
+//! for versions above 0 (RFC 6891), ECS (RFC 7871), TC when a UDP answer
+//! does not fit, ANY per RFC 8482, and zone transfers only for allowed
+//! clients over TCP.
 
+mod cache;
 mod ecs;
 mod geo;
+mod wire;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,12 +21,16 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use ipnet::IpNet;
+use prometheus_client::metrics::counter::Counter;
 
+pub use cache::{AnswerCache, Cached};
 pub use ecs::{ClientSubnetQuery, MalformedEcs, client_subnet};
 pub use geo::{GeoDecision, decide, records as geo_records};
+pub use wire::{EcsView, EdnsView, QueryView};
 
-use crate::geo::Family;
+use crate::geo::{Family, Reason};
 use crate::health::HealthTable;
 use crate::metrics::{DnsMetrics, Transport};
 use crate::snapshot::Snapshot;
@@ -40,28 +48,45 @@ pub struct Responder {
     health: Arc<HealthTable>,
     metrics: Arc<DnsMetrics>,
     max_udp_payload: u16,
+    ecs_present: Counter,
+    ecs_absent: Counter,
 }
 
-/// The parts of a response before encoding.
-struct Draft {
-    rcode: ResponseCode,
-    authoritative: bool,
-    answers: Vec<Record>,
-    authorities: Vec<Record>,
-    additionals: Vec<Record>,
-    ecs_scope: Option<u8>,
+/// A response before encoding, with what the cache needs to know about it.
+struct Answered {
+    message: Message,
+    ecs: Option<ClientSubnetQuery>,
+    /// The ECS scope of a client-dependent answer; `None` for answers that
+    /// are the same for everyone.
+    scope: Option<u8>,
+    /// Counters bumped for this answer.
+    counters: Vec<Counter>,
+    /// Whether the answer may be served to other clients from the cache.
+    cacheable: bool,
 }
 
-impl Draft {
-    fn new(rcode: ResponseCode) -> Self {
+impl Answered {
+    fn new(request: &Message, rcode: ResponseCode) -> Self {
+        let mut message = Message::new(
+            request.metadata.id,
+            MessageType::Response,
+            request.metadata.op_code,
+        );
+        message.metadata.response_code = rcode;
+        message.metadata.recursion_desired = request.metadata.recursion_desired;
+        message.metadata.checking_disabled = request.metadata.checking_disabled;
+        message.queries = request.queries.clone();
         Self {
-            rcode,
-            authoritative: false,
-            answers: Vec::new(),
-            authorities: Vec::new(),
-            additionals: Vec::new(),
-            ecs_scope: None,
+            message,
+            ecs: None,
+            scope: None,
+            counters: Vec::new(),
+            cacheable: false,
         }
+    }
+
+    fn rcode(&self) -> ResponseCode {
+        self.message.metadata.response_code
     }
 }
 
@@ -75,17 +100,73 @@ impl Responder {
     ) -> Self {
         Self {
             snapshot,
+            ecs_present: metrics.ecs_counter(true),
+            ecs_absent: metrics.ecs_counter(false),
             health,
             metrics,
             max_udp_payload: max_udp_payload.max(512),
         }
     }
 
-    /// The response to `query` from `peer`, or `None` to send nothing (the
-    /// packet is too short to answer, or is itself a response).
-    pub fn respond(&self, query: &[u8], peer: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+    /// Answers a UDP datagram into `out`, from `cache` when it can; returns
+    /// `false` when nothing should be sent.
+    pub fn respond_udp(
+        &self,
+        cache: &mut AnswerCache,
+        packet: &[u8],
+        peer: IpAddr,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let started = Instant::now();
-        let Some(header) = query.get(..12) else {
+        let Some(view) = QueryView::parse(packet) else {
+            return match self.respond(packet, peer, Transport::Udp) {
+                Some(bytes) => {
+                    *out = bytes;
+                    true
+                }
+                None => false,
+            };
+        };
+        let snapshot = self.snapshot.load_full();
+        cache.validate((Arc::as_ptr(&snapshot) as usize, self.health.epoch()));
+        let ecs = view.edns.and_then(|edns| edns.ecs);
+        let client = ecs
+            .filter(|ecs| ecs.source > 0)
+            .map_or(peer, |ecs| ecs.address)
+            .to_canonical();
+        if let Some(cached) = cache.get(view.key(), client) {
+            self.write_cached(&view, cached, out);
+            cached.counters.iter().for_each(|counter| {
+                counter.inc();
+            });
+            self.ecs_counter(ecs.is_some()).inc();
+            self.metrics.latency(started.elapsed());
+            return true;
+        }
+        let Ok(request) = Message::from_vec(packet) else {
+            return false;
+        };
+        let answered = self.answer(&snapshot, &request, peer, Transport::Udp);
+        if answered.cacheable
+            && let Some(cached) = template(&answered)
+        {
+            let prefix = answered.scope.unwrap_or(0);
+            let block = IpNet::new(client, prefix).unwrap_or_else(|_| IpNet::from(client));
+            cache.insert(view.key(), block, cached);
+        }
+        let Some(bytes) = self.finish(&request, answered, Transport::Udp) else {
+            return false;
+        };
+        *out = bytes;
+        self.metrics.latency(started.elapsed());
+        true
+    }
+
+    /// The response to any packet (the full path), or `None` to send
+    /// nothing (too short to answer, or itself a response).
+    pub fn respond(&self, packet: &[u8], peer: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let Some(header) = packet.get(..12) else {
             self.metrics.dropped();
             return None;
         };
@@ -94,164 +175,198 @@ impl Responder {
             self.metrics.dropped();
             return None;
         }
-        let id = u16::from_be_bytes([header[0], header[1]]);
-        let request = match Message::from_vec(query) {
+        let request = match Message::from_vec(packet) {
             Ok(request) => request,
             Err(error) => {
                 tracing::debug!(%peer, %error, "malformed query");
+                let id = u16::from_be_bytes([header[0], header[1]]);
                 let opcode = OpCode::from_u8((header[2] >> 3) & 0x0F);
                 let mut response = Message::error_msg(id, opcode, ResponseCode::FormErr);
                 response.metadata.recursion_desired = header[2] & 0x01 != 0;
-                self.metrics.query(
-                    transport,
-                    RecordType::Unknown(0),
-                    ResponseCode::FormErr,
-                    started.elapsed().as_secs_f64(),
-                );
+                self.metrics
+                    .query_counter(transport, RecordType::Unknown(0), ResponseCode::FormErr)
+                    .inc();
                 return response.to_vec().ok();
             }
         };
+        let snapshot = self.snapshot.load_full();
+        let answered = self.answer(&snapshot, &request, peer, transport);
+        let bytes = self.finish(&request, answered, transport);
+        self.metrics.latency(started.elapsed());
+        bytes
+    }
+
+    fn ecs_counter(&self, present: bool) -> &Counter {
+        if present {
+            &self.ecs_present
+        } else {
+            &self.ecs_absent
+        }
+    }
+
+    /// Decides the response and bumps its counters.
+    fn answer(
+        &self,
+        snapshot: &Snapshot,
+        request: &Message,
+        peer: IpAddr,
+        transport: Transport,
+    ) -> Answered {
         let qtype = request
             .queries
             .first()
             .map_or(RecordType::Unknown(0), Query::query_type);
-        let (bytes, rcode) = self.respond_to(&request, peer, transport);
-        self.metrics
-            .query(transport, qtype, rcode, started.elapsed().as_secs_f64());
-        bytes
+        let mut answered = self.decide(snapshot, request, peer, transport);
+        answered.counters.push(
+            self.metrics
+                .query_counter(transport, qtype, answered.rcode()),
+        );
+        for counter in &answered.counters {
+            counter.inc();
+        }
+        answered
     }
 
-    fn respond_to(
+    fn decide(
         &self,
+        snapshot: &Snapshot,
         request: &Message,
         peer: IpAddr,
         transport: Transport,
-    ) -> (Option<Vec<u8>>, ResponseCode) {
-        let edns = request.edns.as_ref();
-        let finish = |draft: Draft, ecs: Option<&ClientSubnetQuery>| {
-            let rcode = draft.rcode;
-            (self.encode(request, draft, ecs, transport), rcode)
-        };
+    ) -> Answered {
         if request.metadata.op_code != OpCode::Query {
-            return finish(Draft::new(ResponseCode::NotImp), None);
+            return Answered::new(request, ResponseCode::NotImp);
         }
         if request.queries.len() != 1 {
-            return finish(Draft::new(ResponseCode::FormErr), None);
+            return Answered::new(request, ResponseCode::FormErr);
         }
+        let edns = request.edns.as_ref();
         if edns.is_some_and(|edns| edns.version() > 0) {
             // RFC 6891 section 6.1.3: BADVERS, with our (version 0) OPT.
-            return finish(Draft::new(ResponseCode::BADVERS), None);
+            return Answered::new(request, ResponseCode::BADVERS);
         }
         let ecs = match client_subnet(edns) {
             Ok(ecs) => ecs,
-            Err(MalformedEcs) => return finish(Draft::new(ResponseCode::FormErr), None),
+            Err(MalformedEcs) => return Answered::new(request, ResponseCode::FormErr),
         };
-        self.metrics.ecs(ecs.is_some());
+        self.ecs_counter(ecs.is_some()).inc();
         let query = &request.queries[0];
-        if query.query_class() != DNSClass::IN && query.query_class() != DNSClass::ANY {
-            return finish(Draft::new(ResponseCode::Refused), ecs.as_ref());
-        }
-        let snapshot = self.snapshot.load();
-        let draft = match query.query_type() {
-            RecordType::AXFR | RecordType::IXFR => self.transfer(&snapshot, query, peer, transport),
-            _ => {
-                let client = ecs
-                    .as_ref()
-                    .and_then(ClientSubnetQuery::locate_address)
-                    .unwrap_or(peer);
-                self.lookup(&snapshot, query, client)
-            }
-        };
-        finish(draft, ecs.as_ref())
+        let mut answered =
+            if query.query_class() != DNSClass::IN && query.query_class() != DNSClass::ANY {
+                Answered::new(request, ResponseCode::Refused)
+            } else {
+                match query.query_type() {
+                    RecordType::AXFR | RecordType::IXFR => {
+                        self.transfer(snapshot, request, peer, transport)
+                    }
+                    _ => {
+                        let client = ecs
+                            .as_ref()
+                            .and_then(ClientSubnetQuery::locate_address)
+                            .unwrap_or(peer);
+                        let mut answered = self.lookup(snapshot, request, client);
+                        answered.cacheable = true;
+                        answered
+                    }
+                }
+            };
+        answered.ecs = ecs;
+        answered
     }
 
     /// Answers a normal query, following CNAMEs inside our zones.
-    fn lookup(&self, snapshot: &Snapshot, query: &Query, client: IpAddr) -> Draft {
+    fn lookup(&self, snapshot: &Snapshot, request: &Message, client: IpAddr) -> Answered {
+        let mut answered = Answered::new(request, ResponseCode::NoError);
+        let query = &request.queries[0];
         let qtype = query.query_type();
         let mut name: Name = query.name().clone();
-        let mut draft = Draft::new(ResponseCode::NoError);
+        let response = &mut answered.message;
         for hop in 0..=MAX_CNAME_CHAIN {
             let lower = LowerName::new(&name);
             let Some(zone) = snapshot.find_zone(&lower) else {
                 if hop == 0 {
                     // Not ours: never recurse, never guess.
-                    draft.rcode = ResponseCode::Refused;
+                    response.metadata.response_code = ResponseCode::Refused;
                 }
-                return draft;
+                return answered;
             };
             if hop == 0 {
-                draft.authoritative = true;
+                response.metadata.authoritative = true;
             }
             match zone.resolve(&lower, qtype) {
                 Resolution::Records(records) => {
-                    draft.answers.extend(records);
-                    return draft;
+                    response.answers.extend(records);
+                    return answered;
                 }
                 Resolution::Cname(alias) => {
-                    let target = match &alias.data {
-                        RData::CNAME(target) => target.0.clone(),
-                        _ => return draft,
+                    let RData::CNAME(target) = &alias.data else {
+                        return answered;
                     };
-                    draft.answers.push(*alias);
+                    let target = target.0.clone();
+                    response.answers.push(*alias);
                     if qtype == RecordType::CNAME {
-                        return draft;
+                        return answered;
                     }
                     name = target;
                 }
                 Resolution::Geo(service_id) => {
-                    let family = match qtype {
-                        RecordType::AAAA => Family::V6,
-                        _ => Family::V4,
+                    let family = if qtype == RecordType::AAAA {
+                        Family::V6
+                    } else {
+                        Family::V4
                     };
-                    let epoch = self.health.epoch();
-                    if let Some(decision) = decide(snapshot, service_id, family, client, epoch) {
+                    if let Some(decision) =
+                        decide(snapshot, service_id, family, client, self.health.epoch())
+                    {
+                        let records =
+                            geo_records(snapshot, service_id, family, &decision.selection, &name);
+                        if records.is_empty() {
+                            response.authorities.push(zone.negative_soa());
+                        }
+                        response.answers.extend(records);
+                        answered.scope = Some(decision.scope);
                         if let Some(counters) = snapshot.counters.get(service_id) {
                             if decision
                                 .located
                                 .as_ref()
                                 .is_none_or(|found| found.location.is_none())
                             {
-                                counters.unlocated.inc();
+                                answered.counters.push(counters.unlocated.clone());
                             }
                             if let Some(&first) = decision.selection.edges.first() {
-                                counters.answered(first, decision.selection.reason);
+                                answered
+                                    .counters
+                                    .extend(counters.answered(first, decision.selection.reason));
                             }
-                            if decision.selection.reason == crate::geo::Reason::FailOpen {
-                                counters.fail_open.inc();
+                            if decision.selection.reason == Reason::FailOpen {
+                                answered.counters.push(counters.fail_open.clone());
                             }
                         }
-                        let records =
-                            geo_records(snapshot, service_id, family, &decision.selection, &name);
-                        draft.ecs_scope = Some(decision.scope);
-                        if records.is_empty() {
-                            draft.authorities.push(zone.negative_soa());
-                        }
-                        draft.answers.extend(records);
                     }
-                    return draft;
+                    return answered;
                 }
                 Resolution::NoData => {
-                    draft.authorities.push(zone.negative_soa());
-                    return draft;
+                    response.authorities.push(zone.negative_soa());
+                    return answered;
                 }
                 Resolution::NxDomain => {
                     // RFC 6604: the code describes the last name in the chain.
-                    draft.rcode = ResponseCode::NXDomain;
-                    draft.authorities.push(zone.negative_soa());
-                    return draft;
+                    response.metadata.response_code = ResponseCode::NXDomain;
+                    response.authorities.push(zone.negative_soa());
+                    return answered;
                 }
                 Resolution::Referral { ns, glue } => {
                     if hop == 0 {
-                        draft.authoritative = false;
-                        draft.authorities.extend(ns.iter().cloned());
-                        draft.additionals.extend(glue);
+                        response.metadata.authoritative = false;
+                        response.authorities.extend(ns.iter().cloned());
+                        response.additionals.extend(glue);
                     }
-                    return draft;
+                    return answered;
                 }
             }
         }
         tracing::debug!(name = %query.name(), "CNAME chain too long");
-        draft
+        answered
     }
 
     /// AXFR (and IXFR, answered with the full zone per RFC 1995 section 4)
@@ -259,49 +374,43 @@ impl Responder {
     fn transfer(
         &self,
         snapshot: &Snapshot,
-        query: &Query,
+        request: &Message,
         peer: IpAddr,
         transport: Transport,
-    ) -> Draft {
+    ) -> Answered {
+        let query = &request.queries[0];
         let lower = LowerName::new(query.name());
         let zone = match snapshot.find_zone(&lower) {
             Some(zone) if zone.apex() == &lower => zone,
-            _ => return Draft::new(ResponseCode::Refused),
+            _ => return Answered::new(request, ResponseCode::Refused),
         };
         if transport != Transport::Tcp || !zone.transfer_allowed(peer) {
-            return Draft::new(ResponseCode::Refused);
+            return Answered::new(request, ResponseCode::Refused);
         }
-        let mut draft = Draft::new(ResponseCode::NoError);
-        draft.authoritative = true;
-        draft.answers.push(zone.soa().clone());
-        draft
+        let mut answered = Answered::new(request, ResponseCode::NoError);
+        let response = &mut answered.message;
+        response.metadata.authoritative = true;
+        response.answers.push(zone.soa().clone());
+        response
             .answers
             .extend(zone.rrsets().flat_map(|set| set.records.iter().cloned()));
-        draft.answers.push(zone.soa().clone());
-        draft
+        response.answers.push(zone.soa().clone());
+        answered
     }
 
-    /// Encodes the response, truncating for UDP when it does not fit.
-    fn encode(
+    /// Adds OPT (with ECS) and encodes, truncating for UDP when it does not fit.
+    fn finish(
         &self,
         request: &Message,
-        draft: Draft,
-        ecs: Option<&ClientSubnetQuery>,
+        answered: Answered,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        let mut response = Message::new(
-            request.metadata.id,
-            MessageType::Response,
-            request.metadata.op_code,
-        );
-        response.metadata.response_code = draft.rcode;
-        response.metadata.authoritative = draft.authoritative;
-        response.metadata.recursion_desired = request.metadata.recursion_desired;
-        response.metadata.checking_disabled = request.metadata.checking_disabled;
-        response.queries = request.queries.clone();
-        response.answers = draft.answers;
-        response.authorities = draft.authorities;
-        response.additionals = draft.additionals;
+        let Answered {
+            mut message,
+            ecs,
+            scope,
+            ..
+        } = answered;
         let limit = match (transport, &request.edns) {
             (Transport::Tcp, _) => usize::from(u16::MAX),
             (Transport::Udp, Some(edns)) => {
@@ -315,17 +424,17 @@ impl Responder {
             edns.set_version(0);
             edns.set_dnssec_ok(false);
             if let Some(ecs) = ecs {
-                // Static answers are the same everywhere: scope 0.
+                // Answers the same everywhere get scope 0 (RFC 7871 section 7.2.1).
                 let scope = if ecs.network.prefix_len() == 0 {
                     0
                 } else {
-                    draft.ecs_scope.unwrap_or(0)
+                    scope.unwrap_or(0)
                 };
                 edns.options_mut().insert(ecs.reply(scope));
             }
-            response.set_edns(edns);
+            message.set_edns(edns);
         }
-        let bytes = match response.to_vec() {
+        let bytes = match message.to_vec() {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%error, "cannot encode response");
@@ -342,10 +451,67 @@ impl Responder {
             return Some(bytes);
         }
         // RFC 2181 section 9: set TC and let the client retry over TCP.
-        response.answers.clear();
-        response.authorities.clear();
-        response.additionals.clear();
-        response.metadata.truncation = true;
-        response.to_vec().ok()
+        message.answers.clear();
+        message.authorities.clear();
+        message.additionals.clear();
+        message.metadata.truncation = true;
+        message.to_vec().ok()
     }
+
+    /// Builds the response to `view` from a cached template.
+    fn write_cached(&self, view: &QueryView<'_>, cached: &Cached, out: &mut Vec<u8>) {
+        let question = view.question();
+        let limit = match view.edns {
+            Some(edns) => usize::from(edns.payload.clamp(512, self.max_udp_payload)),
+            None => CLASSIC_UDP_PAYLOAD,
+        };
+        let opt_len = view.edns.map_or(0, |edns| {
+            11 + edns
+                .ecs
+                .map_or(0, |ecs| 8 + usize::from(ecs.source).div_ceil(8))
+        });
+        out.clear();
+        if cached.template.len() + opt_len <= limit {
+            out.extend_from_slice(&cached.template);
+        } else {
+            // Header and question only, TC set: the client retries over TCP.
+            out.extend_from_slice(&cached.template[..12]);
+            out[2] |= 0x02;
+            out[6..12].fill(0);
+            out.extend_from_slice(question);
+        }
+        let id = view.id();
+        out[0] = id[0];
+        out[1] = id[1];
+        let (rd, cd) = view.copied_flags();
+        out[2] |= rd;
+        out[3] |= cd;
+        // Same name, same length: the client's letter case goes back as sent.
+        if let Some(slot) = out.get_mut(12..12 + question.len()) {
+            slot.copy_from_slice(question);
+        }
+        if let Some(edns) = view.edns {
+            let additional = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
+            out[10..12].copy_from_slice(&additional.to_be_bytes());
+            wire::append_opt(out, self.max_udp_payload, edns.ecs, cached.scope);
+        }
+    }
+}
+
+/// The cacheable form of an answer: encoded without OPT, ID 0, RD/CD clear.
+fn template(answered: &Answered) -> Option<Cached> {
+    if u16::from(answered.rcode()) > 15 {
+        return None;
+    }
+    let mut message = answered.message.clone();
+    message.metadata.id = 0;
+    message.metadata.recursion_desired = false;
+    message.metadata.checking_disabled = false;
+    message.edns = None;
+    let bytes = message.to_vec().ok()?;
+    Some(Cached {
+        template: bytes.into_boxed_slice(),
+        scope: answered.scope.unwrap_or(0),
+        counters: answered.counters.clone().into_boxed_slice(),
+    })
 }

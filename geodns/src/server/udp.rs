@@ -6,8 +6,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::answer::Responder;
-use crate::metrics::Transport;
+use crate::answer::{AnswerCache, Responder};
 
 /// Largest datagram we read; anything longer is not a DNS query we answer.
 const RECEIVE_BUFFER: usize = 4096;
@@ -34,6 +33,8 @@ pub(super) fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
 /// Answers datagrams on `socket` until `shutdown`.
 pub(super) async fn serve(socket: UdpSocket, responder: Responder, shutdown: CancellationToken) {
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
+    let mut response = Vec::with_capacity(RECEIVE_BUFFER);
+    let mut cache = AnswerCache::new();
     loop {
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -53,7 +54,7 @@ pub(super) async fn serve(socket: UdpSocket, responder: Responder, shutdown: Can
         let Some(query) = buffer.get(..length) else {
             continue;
         };
-        if let Some(response) = responder.respond(query, peer.ip(), Transport::Udp)
+        if responder.respond_udp(&mut cache, query, peer.ip(), &mut response)
             && let Err(error) = socket.send_to(&response, peer).await
         {
             tracing::debug!(%peer, %error, "UDP send failed");

@@ -1,0 +1,148 @@
+//! ECS scopes checked against a brute-force walk of the real GeoLite2 City
+//! database: every block we claim must give one answer throughout, and the
+//! block twice as large must not (unless the walk budget stopped us).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use geodns::answer::decide;
+use geodns::geo::{Family, select};
+use geodns::health::HealthTable;
+use geodns::metrics::DnsMetrics;
+use geodns::snapshot::Snapshot;
+use ipnet::IpNet;
+use tokio_util::sync::CancellationToken;
+
+fn snapshot(database: &Path) -> Snapshot {
+    let config = format!(
+        r#"
+[geoip]
+databases = ["{}"]
+
+[zones."cdn.test"]
+soa = {{ mname = "ns.other.net", rname = "h.cdn.test" }}
+ns = ["ns.other.net"]
+
+[services.www]
+zone = "cdn.test"
+names = ["www"]
+answers = 2
+
+[[services.www.edges]]
+name = "ams"
+region = "eu"
+location = {{ latitude = 52.37, longitude = 4.90 }}
+ipv4 = ["192.0.2.1"]
+ipv6 = ["2001:db8::1"]
+
+[[services.www.edges]]
+name = "iad"
+region = "us"
+location = {{ latitude = 39.04, longitude = -77.49 }}
+ipv4 = ["192.0.2.2"]
+ipv6 = ["2001:db8::2"]
+
+[[services.www.edges]]
+name = "sfo"
+region = "us"
+location = {{ latitude = 37.77, longitude = -122.42 }}
+ipv4 = ["192.0.2.3"]
+ipv6 = ["2001:db8::3"]
+
+[[services.www.edges]]
+name = "sin"
+region = "ap"
+location = {{ latitude = 1.35, longitude = 103.82 }}
+ipv4 = ["192.0.2.4"]
+ipv6 = ["2001:db8::4"]
+"#,
+        database.display()
+    );
+    let config = shared::config::parse("scope-test.toml", &config).unwrap();
+    let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
+    let health = HealthTable::new(metrics.clone(), CancellationToken::new());
+    Snapshot::build(config, Path::new("."), &health, &metrics).unwrap()
+}
+
+/// Whether every database network inside `block` gets `edges`.
+fn uniform(snapshot: &Snapshot, family: Family, block: IpNet, edges: &[usize]) -> bool {
+    let database = &snapshot.locator.databases()[0];
+    let service = &snapshot.services[0];
+    database
+        .networks_within(block)
+        .unwrap()
+        .all(|found| select(service, found.unwrap().location.as_ref(), family).edges == edges)
+}
+
+fn check(
+    snapshot: &Snapshot,
+    family: Family,
+    addresses: impl Iterator<Item = IpAddr>,
+) -> (usize, Vec<u8>) {
+    let mut maximal = 0;
+    let mut scopes = Vec::new();
+    for ip in addresses {
+        let decision = decide(snapshot, 0, family, ip, 0).unwrap();
+        let block = IpNet::new(ip, decision.scope).unwrap().trunc();
+        assert!(
+            uniform(snapshot, family, block, &decision.selection.edges),
+            "{ip}: scope /{} is not uniform",
+            decision.scope
+        );
+        if decision.scope == 0
+            || !uniform(
+                snapshot,
+                family,
+                block.supernet().unwrap(),
+                &decision.selection.edges,
+            )
+        {
+            maximal += 1;
+        }
+        scopes.push(decision.scope);
+    }
+    (maximal, scopes)
+}
+
+#[test]
+fn scopes_are_uniform_and_maximal_on_geolite2() {
+    let databases = e2e::geo_databases::real_databases();
+    let snapshot = snapshot(&databases.geolite2_city);
+    let mut state = 0x1357_9bdf_u32;
+    let ipv4 = (0..300).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        IpAddr::V4(state.into())
+    });
+    let (maximal, mut scopes) = check(&snapshot, Family::V4, ipv4);
+    scopes.sort_unstable();
+    let median = scopes[scopes.len() / 2];
+    eprintln!(
+        "IPv4: median scope /{median}, {maximal} of {} maximal",
+        scopes.len()
+    );
+    // The walk stops early only when its budget runs out; nearly all must be maximal.
+    assert!(
+        maximal * 100 >= scopes.len() * 95,
+        "{maximal} of {}",
+        scopes.len()
+    );
+    // Merging must widen well beyond single database networks (GeoLite2's median is /22 or so).
+    assert!(median <= 18, "median scope /{median}");
+
+    let mut state = 0x2468_ace0_u64;
+    let ipv6 = (0..100).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Inside 2000::/3, where the allocations are.
+        let high = 0x2000_0000_0000_0000_u64 | (state >> 3);
+        IpAddr::V6(((u128::from(high)) << 64).into())
+    });
+    let (maximal, scopes) = check(&snapshot, Family::V6, ipv6);
+    eprintln!("IPv6: {maximal} of {} maximal", scopes.len());
+    assert!(maximal * 100 >= scopes.len() * 95);
+}
