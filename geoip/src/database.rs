@@ -1,5 +1,6 @@
 //! Reading MaxMind-format databases (GeoLite2/GeoIP2, DB-IP, our own builds).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,42 @@ pub struct GeoDb {
     reader: Reader<Mmap>,
     schema: Schema,
     path: PathBuf,
+    decoded: DecodedRecords,
+}
+
+/// Locations already decoded, by record offset.
+///
+/// Many networks share one record (every network of a city, every
+/// country-level network of a country), and decoding a record means
+/// skipping through its names in a dozen languages. Sharded so threads
+/// rarely meet on a lock; bounded so a hostile sweep cannot grow it forever.
+#[derive(Debug, Default)]
+struct DecodedRecords {
+    shards: [parking_lot::Mutex<HashMap<usize, Option<Location>>>; SHARDS],
+}
+
+const SHARDS: usize = 16;
+/// Records remembered per shard (GeoLite2 City has about 150,000 in all).
+const RECORDS_PER_SHARD: usize = 32_768;
+
+impl DecodedRecords {
+    fn get_or_decode<E>(
+        &self,
+        offset: usize,
+        decode: impl FnOnce() -> Result<Option<Location>, E>,
+    ) -> Result<Option<Location>, E> {
+        let shard = &self.shards[offset % SHARDS];
+        if let Some(found) = shard.lock().get(&offset) {
+            return Ok(*found);
+        }
+        let location = decode()?;
+        let mut records = shard.lock();
+        if records.len() >= RECORDS_PER_SHARD {
+            records.clear();
+        }
+        records.insert(offset, location);
+        Ok(location)
+    }
 }
 
 /// The outcome of one database lookup.
@@ -81,6 +118,7 @@ impl GeoDb {
             reader,
             schema,
             path,
+            decoded: DecodedRecords::default(),
         })
     }
 
@@ -147,9 +185,17 @@ impl GeoDb {
         &self,
         record: &LookupResult<'_, Mmap>,
     ) -> Result<Option<Location>, maxminddb::MaxMindDbError> {
-        if !record.has_data() {
+        let Some(offset) = record.offset() else {
             return Ok(None);
-        }
+        };
+        self.decoded
+            .get_or_decode(offset, || self.decode_location(record))
+    }
+
+    fn decode_location(
+        &self,
+        record: &LookupResult<'_, Mmap>,
+    ) -> Result<Option<Location>, maxminddb::MaxMindDbError> {
         let mut country = None;
         for path in &self.schema.countries {
             if let Some(code) = path.decode::<&str, _>(record)? {

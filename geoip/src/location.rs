@@ -166,16 +166,21 @@ impl FromStr for Continent {
     type Err = InvalidContinent;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(match text.to_ascii_uppercase().as_str() {
-            "AF" => Self::AF,
-            "AN" => Self::AN,
-            "AS" => Self::AS,
-            "EU" => Self::EU,
-            "NA" => Self::NA,
-            "OC" => Self::OC,
-            "SA" => Self::SA,
-            _ => return Err(InvalidContinent(text.to_string())),
-        })
+        let &[first, second] = text.as_bytes() else {
+            return Err(InvalidContinent(text.to_string()));
+        };
+        Ok(
+            match [first.to_ascii_uppercase(), second.to_ascii_uppercase()] {
+                [b'A', b'F'] => Self::AF,
+                [b'A', b'N'] => Self::AN,
+                [b'A', b'S'] => Self::AS,
+                [b'E', b'U'] => Self::EU,
+                [b'N', b'A'] => Self::NA,
+                [b'O', b'C'] => Self::OC,
+                [b'S', b'A'] => Self::SA,
+                _ => return Err(InvalidContinent(text.to_string())),
+            },
+        )
     }
 }
 

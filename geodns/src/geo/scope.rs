@@ -140,11 +140,16 @@ fn widen(
         return block;
     };
     let mut budget = WALK_BUDGET;
+    let mut verdicts: HashMap<Option<PlaceKey>, bool> = HashMap::new();
     while block.prefix_len() > 0 {
         let Some(wider) = block.supernet() else { break };
         let sibling = sibling_of(block, wider);
-        let same =
-            |location: Option<&geoip::Location>| select(service, location, family).edges == edges;
+        let mut same = |location: Option<&geoip::Location>| {
+            // Neighbouring networks mostly share a few records: rank each place once.
+            *verdicts
+                .entry(location.map(place_key))
+                .or_insert_with(|| select(service, location, family).edges == edges)
+        };
         let mut uniform = true;
         // An override that holds the whole sibling decides all of it.
         let covering = locator
@@ -190,6 +195,23 @@ fn widen(
         block = wider;
     }
     block
+}
+
+/// A location as a hashable key (coordinates by their bits).
+type PlaceKey = (
+    u64,
+    u64,
+    Option<geoip::CountryCode>,
+    Option<geoip::Continent>,
+);
+
+fn place_key(location: &geoip::Location) -> PlaceKey {
+    (
+        location.coordinates.latitude().to_bits(),
+        location.coordinates.longitude().to_bits(),
+        location.country,
+        location.continent,
+    )
 }
 
 /// The other half of `wider` next to `block`.
