@@ -1,0 +1,145 @@
+//! `geodns check-config` and `geodns explain`, run as the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+fn write_setup(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nets.csv"), common::NETWORKS).unwrap();
+    geoip::build_from_csv(&dir.path().join("nets.csv"), &dir.path().join("geo.mmdb")).unwrap();
+    std::fs::write(dir.path().join("geodns.toml"), config).unwrap();
+    dir
+}
+
+fn default_config() -> String {
+    let dns: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let admin: SocketAddr = "127.0.0.1:9300".parse().unwrap();
+    common::config(dns, admin, &[("eu-1", "eu", ""), ("us-1", "us", "")], "")
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = write_setup(&default_config());
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .arg("check-config")
+        .arg(dir.path().join("geodns.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("OK (1 zones, 1 services, 2 edges, 1 databases, 0 overrides)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let config = default_config().replace("ttl = \"20s\"", "ttl = \"20 parsecs\"");
+    let dir = write_setup(&config);
+    let path = dir.path().join("geodns.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = config
+        .lines()
+        .position(|line| line.contains("parsecs"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:7: services.www.ttl: invalid duration \"20 parsecs\"",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_reports_semantic_errors_with_their_key() {
+    let config = default_config().replace(
+        "fallback = { region = \"us\" }",
+        "fallback = { region = \"mars\" }",
+    );
+    let dir = write_setup(&config);
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .arg("check-config")
+        .arg(dir.path().join("geodns.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("services.www.fallback: no edge is in region \"mars\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn explain_shows_location_edges_and_answer() {
+    let dir = write_setup(&default_config());
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .args(["explain", "--no-health", "--config"])
+        .arg(dir.path().join("geodns.toml"))
+        .arg("198.51.100.20")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("location  40.7100, -74.0000 (US, NA)"),
+        "{text}"
+    );
+    assert!(text.contains("network   198.51.100.0/24"), "{text}");
+    assert!(
+        text.contains("answer A    -> us-1 (Nearest, ECS scope /6)"),
+        "{text}"
+    );
+    assert!(text.contains("eu-1"), "{text}");
+}
+
+#[test]
+fn explain_checks_health_once() {
+    let dead = "http://127.0.0.1:1/healthz";
+    let dns: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let config = common::config(dns, dns, &[("eu-1", "eu", dead), ("us-1", "us", "")], "");
+    let dir = write_setup(&config);
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .args(["explain", "--json", "--config"])
+        .arg(dir.path().join("geodns.toml"))
+        .arg("192.0.2.1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let edges = &value["services"][0]["edges"];
+    assert_eq!(edges[0]["status"], "down");
+    assert!(
+        edges[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("request failed"),
+        "{value}"
+    );
+    assert_eq!(value["services"][0]["answers"][0]["chosen"][0], "us-1");
+}
