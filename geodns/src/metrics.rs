@@ -131,6 +131,8 @@ pub struct ServiceCounters {
     pub unlocated: Counter,
     /// Answers given while every edge was down.
     pub fail_open: Counter,
+    /// When fail-open was last logged, in seconds since the Unix epoch.
+    fail_open_logged: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn reason_index(reason: Reason) -> usize {
@@ -150,6 +152,21 @@ const REASONS: [(Reason, &str); 4] = [
 ];
 
 impl ServiceCounters {
+    /// Whether a fail-open warning is due: at most one every ten seconds per
+    /// service, so an outage is loud in the logs without flooding them.
+    pub fn fail_open_warning_due(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let last = self.fail_open_logged.load(Ordering::Relaxed);
+        now >= last + 10
+            && self
+                .fail_open_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// The counter of answers whose first edge is `edge`, chosen for `reason`.
     pub fn answered(&self, edge: usize, reason: Reason) -> Option<Counter> {
         self.answers
@@ -304,6 +321,7 @@ impl DnsMetrics {
                 .collect(),
             unlocated: self.unlocated.get_or_create(&service_label).clone(),
             fail_open: self.fail_open.get_or_create(&service_label).clone(),
+            fail_open_logged: std::sync::Arc::default(),
         }
     }
 

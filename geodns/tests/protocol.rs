@@ -457,3 +457,38 @@ fn reply_ids_match_under_load_on_both_sockets() {
         assert_eq!(decoded.metadata.id, message.metadata.id);
     }
 }
+
+#[test]
+fn serves_ipv6_listeners_too() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let v4 = std::net::SocketAddr::new(std::net::IpAddr::V4(e2e::process::unique_loopback()), 5300);
+    let v6: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    // Port 0 is not allowed to collide: pick a free port for ::1 first.
+    let port = std::net::UdpSocket::bind(v6)
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let v6 = std::net::SocketAddr::new(v6.ip(), port);
+    let admin = std::net::SocketAddr::new(v4.ip(), 9300);
+    let text = common::config(v4, admin, EDGES, "").replace(
+        &format!("listen = [\"{v4}\"]"),
+        &format!("listen = [\"{v4}\", \"{v6}\"]"),
+    );
+    let geodns = Geodns::start_with(v4, admin, &text);
+    let reply = ask_udp(
+        v6,
+        &Ask::new("www.cdn.test", RecordType::AAAA).subnet("2001:db8:8000::", 48),
+    );
+    assert_eq!(reply.answers.len(), 1);
+    assert_eq!(
+        ask_tcp(v6, &Ask::new("static.cdn.test", RecordType::A))
+            .answers
+            .len(),
+        1
+    );
+    drop(geodns);
+}

@@ -146,3 +146,50 @@ fn scopes_are_uniform_and_maximal_on_geolite2() {
     eprintln!("IPv6: {maximal} of {} maximal", scopes.len());
     assert!(maximal * 100 >= scopes.len() * 95);
 }
+
+#[test]
+fn dbip_split_files_place_clients_in_both_families() {
+    let databases = e2e::geo_databases::real_databases();
+    let config = format!(
+        r#"
+[geoip]
+databases = ["{}", "{}"]
+
+[zones."cdn.test"]
+soa = {{ mname = "ns.other.net", rname = "h.cdn.test" }}
+ns = ["ns.other.net"]
+
+[services.www]
+zone = "cdn.test"
+names = ["www"]
+
+[[services.www.edges]]
+name = "ams"
+location = {{ latitude = 52.37, longitude = 4.90 }}
+ipv4 = ["192.0.2.1"]
+ipv6 = ["2001:db8::1"]
+
+[[services.www.edges]]
+name = "iad"
+location = {{ latitude = 39.04, longitude = -77.49 }}
+ipv4 = ["192.0.2.2"]
+ipv6 = ["2001:db8::2"]
+"#,
+        databases.dbip_flat_ipv4.display(),
+        databases.dbip_flat_ipv6.display()
+    );
+    let config = shared::config::parse("dbip.toml", &config).unwrap();
+    let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
+    let health = HealthTable::new(metrics.clone(), CancellationToken::new());
+    let snapshot = Snapshot::build(config, Path::new("."), &health, &metrics).unwrap();
+    for (client, family, expected) in [
+        ("193.0.0.1", Family::V4, "ams"),
+        ("2001:67c:2e8::1", Family::V6, "ams"),
+        ("8.8.8.8", Family::V4, "iad"),
+    ] {
+        let decision = decide(&snapshot, 0, family, client.parse().unwrap(), 0).unwrap();
+        let chosen = &snapshot.services[0].edges[decision.selection.edges[0]].name;
+        assert_eq!(chosen, expected, "{client}");
+        assert!(decision.scope > 0, "{client}");
+    }
+}

@@ -216,4 +216,9 @@ fn every_edge_down_fails_open() {
     }));
     assert!(metrics_show_fail_open());
     assert!(geodns.log().contains("edge is down"), "{}", geodns.log());
+    assert!(
+        geodns.log().contains("every edge of the service is down"),
+        "{}",
+        geodns.log()
+    );
 }

@@ -340,6 +340,12 @@ impl Responder {
                             }
                             if decision.selection.reason == Reason::FailOpen {
                                 answered.counters.push(counters.fail_open.clone());
+                                if counters.fail_open_warning_due() {
+                                    tracing::warn!(
+                                        service = snapshot.services[service_id].name,
+                                        "every edge of the service is down: answering as if all were up"
+                                    );
+                                }
                             }
                         }
                     }
