@@ -4,3 +4,6 @@
 //! shared cache and fetches from the origin only on a miss. The binary is a
 //! thin shell over this library so that tests and benchmarks reach the same
 //! code.
+
+pub mod cache;
+pub mod config;

@@ -1,0 +1,196 @@
+//! `Cache-Control` (RFC 9111 section 5.2) and targeted cache-control fields
+//! such as `CDN-Cache-Control` (RFC 9213), parsed once per response.
+//!
+//! Unknown directives are ignored (section 5.2.3), so odd requests and
+//! responses (`Cache-Control: nothing-to-see-here`) change nothing. When a
+//! directive appears twice the first occurrence counts (section 4.2.1). A
+//! delta-seconds value that does not parse makes the response stale rather
+//! than fresh forever; values beyond 2^31 are clamped to 2^31 (section 1.2.2).
+
+use hyper::header::HeaderValue;
+
+/// Largest delta-seconds value kept (RFC 9111 section 1.2.2).
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// The directives a shared cache acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// `no-store`: never store.
+    pub no_store: bool,
+    /// `no-cache` (qualified or not): store, but revalidate before every use.
+    pub no_cache: bool,
+    /// `private` (qualified or not): not for shared caches.
+    pub private: bool,
+    /// `public`: storable even with `Authorization`.
+    pub public: bool,
+    /// `must-revalidate`: never served stale.
+    pub must_revalidate: bool,
+    /// `proxy-revalidate`: like `must-revalidate` for shared caches.
+    pub proxy_revalidate: bool,
+    /// `max-age` in seconds.
+    pub max_age: Option<u64>,
+    /// `s-maxage` in seconds (shared caches).
+    pub s_maxage: Option<u64>,
+    /// `stale-while-revalidate` (RFC 5861) in seconds.
+    pub stale_while_revalidate: Option<u64>,
+    /// `stale-if-error` (RFC 5861) in seconds.
+    pub stale_if_error: Option<u64>,
+}
+
+impl Directives {
+    /// Parses every line of a cache-control field.
+    pub fn parse<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Self {
+        let mut directives = Self::default();
+        let mut seen = Seen::default();
+        for value in values {
+            let Ok(text) = value.to_str() else { continue };
+            for (name, argument) in split(text) {
+                directives.apply(&name.to_ascii_lowercase(), argument, &mut seen);
+            }
+        }
+        directives
+    }
+
+    /// Whether any directive was present at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn apply(&mut self, name: &str, argument: Option<&str>, seen: &mut Seen) {
+        match name {
+            "no-store" => self.no_store = true,
+            "no-cache" => self.no_cache = true,
+            "private" => self.private = true,
+            "public" => self.public = true,
+            "must-revalidate" => self.must_revalidate = true,
+            "proxy-revalidate" => self.proxy_revalidate = true,
+            "max-age" if !seen.max_age => {
+                seen.max_age = true;
+                self.max_age = Some(seconds(argument));
+            }
+            "s-maxage" if !seen.s_maxage => {
+                seen.s_maxage = true;
+                self.s_maxage = Some(seconds(argument));
+            }
+            "stale-while-revalidate" if self.stale_while_revalidate.is_none() => {
+                self.stale_while_revalidate = delta(argument);
+            }
+            "stale-if-error" if self.stale_if_error.is_none() => {
+                self.stale_if_error = delta(argument);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    max_age: bool,
+    s_maxage: bool,
+}
+
+/// A lifetime argument; unparsable means "already stale".
+fn seconds(argument: Option<&str>) -> u64 {
+    delta(argument).unwrap_or(0)
+}
+
+fn delta(argument: Option<&str>) -> Option<u64> {
+    let digits = argument?.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        digits
+            .parse::<u64>()
+            .unwrap_or(MAX_DELTA_SECONDS)
+            .min(MAX_DELTA_SECONDS),
+    )
+}
+
+/// Splits `a, b=1, c="x, y"` into directives, honouring quoted strings.
+fn split(text: &str) -> Vec<(String, Option<&str>)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut in_quotes = false;
+        let mut end = rest.len();
+        for (index, ch) in rest.char_indices() {
+            match ch {
+                '"' => in_quotes = !in_quotes,
+                ',' if !in_quotes => {
+                    end = index;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let item = rest[..end].trim();
+        rest = rest.get(end + 1..).unwrap_or("");
+        if item.is_empty() {
+            continue;
+        }
+        match item.split_once('=') {
+            Some((name, value)) => {
+                let value = value.trim();
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|inner| inner.strip_suffix('"'))
+                    .unwrap_or(value);
+                out.push((name.trim().to_string(), Some(value)));
+            }
+            None => out.push((item.to_string(), None)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(lines: &[&str]) -> Directives {
+        let values: Vec<HeaderValue> = lines
+            .iter()
+            .map(|line| HeaderValue::from_str(line).unwrap())
+            .collect();
+        Directives::parse(values.iter())
+    }
+
+    #[test]
+    fn common_directives() {
+        let d = parse(&[
+            "public, max-age=60, s-maxage=\"120\"",
+            "stale-while-revalidate=30",
+        ]);
+        assert!(d.public);
+        assert_eq!(d.max_age, Some(60));
+        assert_eq!(d.s_maxage, Some(120));
+        assert_eq!(d.stale_while_revalidate, Some(30));
+    }
+
+    #[test]
+    fn unknown_directives_change_nothing() {
+        assert!(parse(&["nothing-to-see-here"]).is_empty());
+        assert!(
+            parse(&["foo=\"bar, no-store\""]).is_empty(),
+            "quoted commas"
+        );
+    }
+
+    #[test]
+    fn first_max_age_wins_and_bad_values_are_stale() {
+        assert_eq!(parse(&["max-age=10, max-age=20"]).max_age, Some(10));
+        assert_eq!(parse(&["max-age=abc"]).max_age, Some(0));
+        assert_eq!(parse(&["max-age=-5"]).max_age, Some(0));
+        assert_eq!(
+            parse(&["max-age=99999999999999999999"]).max_age,
+            Some(1 << 31)
+        );
+    }
+
+    #[test]
+    fn qualified_forms_and_case() {
+        let d = parse(&["No-Cache=\"set-cookie\", PRIVATE=\"x\""]);
+        assert!(d.no_cache && d.private);
+    }
+}

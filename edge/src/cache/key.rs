@@ -1,0 +1,105 @@
+//! The cache key: scheme, host, path and query, as configured.
+
+use hyper::Uri;
+use hyper::header::{self, HeaderMap, HeaderName};
+
+use crate::config::QueryKey;
+
+/// How keys are built.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRules {
+    /// Query string handling.
+    pub query: QueryKey,
+    /// Request headers appended to the key.
+    pub headers: Vec<HeaderName>,
+}
+
+impl KeyRules {
+    /// The primary key of a request (lowercased host, path as sent).
+    pub fn key(&self, uri: &Uri, headers: &HeaderMap) -> String {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| uri.authority().map(|authority| authority.as_str()))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut key = format!("http://{host}{}", uri.path());
+        match (self.query, uri.query()) {
+            (_, None) | (QueryKey::Ignore, _) => {}
+            (QueryKey::Keep, Some(query)) => {
+                key.push('?');
+                key.push_str(query);
+            }
+            (QueryKey::Sort, Some(query)) => {
+                let mut pairs: Vec<&str> =
+                    query.split('&').filter(|pair| !pair.is_empty()).collect();
+                pairs.sort_unstable();
+                key.push('?');
+                key.push_str(&pairs.join("&"));
+            }
+        }
+        for name in &self.headers {
+            key.push('\u{1}');
+            key.push_str(name.as_str());
+            key.push('=');
+            if let Some(value) = headers.get(name) {
+                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            }
+        }
+        key
+    }
+
+    /// The key a URL would have (for purges and invalidation): `url` is
+    /// absolute (`http://host/path`) or a path on `host`.
+    pub fn key_for_url(&self, url: &str, host: &str) -> Option<String> {
+        let uri: Uri = url.parse().ok()?;
+        let mut headers = HeaderMap::new();
+        let host = uri.authority().map_or(host, |authority| authority.as_str());
+        headers.insert(header::HOST, host.parse().ok()?);
+        Some(self.key(&uri, &headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(rules: &KeyRules, uri: &str) -> String {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "Example.COM".parse().unwrap());
+        rules.key(&uri.parse().unwrap(), &headers)
+    }
+
+    #[test]
+    fn host_path_and_query() {
+        let rules = KeyRules::default();
+        assert_eq!(key(&rules, "/a/b?x=1"), "http://example.com/a/b?x=1");
+    }
+
+    #[test]
+    fn sorted_and_ignored_queries() {
+        let sort = KeyRules {
+            query: QueryKey::Sort,
+            ..KeyRules::default()
+        };
+        assert_eq!(key(&sort, "/p?b=2&a=1"), key(&sort, "/p?a=1&b=2"));
+        let ignore = KeyRules {
+            query: QueryKey::Ignore,
+            ..KeyRules::default()
+        };
+        assert_eq!(key(&ignore, "/p?b=2"), "http://example.com/p");
+    }
+
+    #[test]
+    fn urls_map_to_the_same_key() {
+        let rules = KeyRules::default();
+        assert_eq!(
+            rules.key_for_url("http://example.com/a?x=1", "").unwrap(),
+            key(&rules, "/a?x=1")
+        );
+        assert_eq!(
+            rules.key_for_url("/a?x=1", "example.com").unwrap(),
+            key(&rules, "/a?x=1")
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The edge configuration file.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use shared::{AdminConfig, ByteSize, Duration};
+
+/// Default admin port (loopback unless configured).
+pub const DEFAULT_ADMIN_PORT: u16 = 9180;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Client-facing HTTP.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where misses are fetched from.
+    pub origin: OriginConfig,
+    /// The cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Admin HTTP (health, metrics, purge, drain).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses to serve HTTP/1.1 and HTTP/2 (cleartext) on.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Name of this node in `Via` (and for loop detection).
+    #[serde(default = "default_node_name")]
+    pub name: String,
+    /// Largest request head (request line and headers) accepted.
+    #[serde(default = "default_max_header_size")]
+    pub max_header_size: ByteSize,
+    /// Largest request body forwarded to the origin.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: ByteSize,
+    /// Time a client has to send its request head (slow clients are cut off).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Duration,
+    /// Concurrent client connections; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish at shutdown.
+    #[serde(default = "default_drain_timeout")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            name: default_node_name(),
+            max_header_size: default_max_header_size(),
+            max_request_body: default_max_request_body(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
+            shutdown_timeout: default_drain_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([0, 0, 0, 0], 8080))]
+}
+
+fn default_node_name() -> String {
+    "edge".into()
+}
+
+fn default_max_header_size() -> ByteSize {
+    ByteSize::from_bytes(64 * 1024)
+}
+
+fn default_max_request_body() -> ByteSize {
+    ByteSize::mib(64)
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[origin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Origin base URLs (`http://host:port`), tried in order when one refuses
+    /// connections or times out.
+    pub urls: Vec<String>,
+    /// `Host` sent to the origin: the client's when absent.
+    pub host: Option<String>,
+    /// Time to establish a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Time from sending the request to the response head.
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout: Duration,
+    /// Time for the whole response, body included.
+    #[serde(default = "default_total_timeout")]
+    pub total_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+fn default_first_byte_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_total_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory for stored objects: bodies, headers and per-entry overhead.
+    #[serde(default = "default_capacity")]
+    pub capacity: ByteSize,
+    /// Largest object stored; larger ones stream through uncached.
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: ByteSize,
+    /// Freshness for responses with a validator but no explicit lifetime,
+    /// instead of the heuristic; 0 keeps the RFC 9111 heuristic.
+    #[serde(default)]
+    pub default_ttl: Duration,
+    /// How long past staleness an object may still be served when the origin fails.
+    #[serde(default = "default_grace")]
+    pub grace: Duration,
+    /// Store responses that set cookies (they are private by nature; off by default).
+    #[serde(default)]
+    pub cache_set_cookie: bool,
+    /// A cache-control header of our own that, like `CDN-Cache-Control`, wins
+    /// over `Cache-Control` and is not forwarded to clients.
+    pub targeted_header: Option<String>,
+    /// Query parameters: keep as sent, sort them, or drop them from the key.
+    #[serde(default)]
+    pub query: QueryKey,
+    /// Request headers added to the cache key (e.g. `accept-encoding`).
+    #[serde(default)]
+    pub key_headers: Vec<String>,
+    /// Time concurrent misses wait for the first one's response.
+    #[serde(default = "default_coalesce_timeout")]
+    pub coalesce_timeout: Duration,
+    /// Per-path freshness that overrides the origin's.
+    #[serde(default)]
+    pub rules: Vec<TtlRule>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: default_capacity(),
+            max_object_size: default_max_object_size(),
+            default_ttl: Duration::default(),
+            grace: default_grace(),
+            cache_set_cookie: false,
+            targeted_header: None,
+            query: QueryKey::default(),
+            key_headers: Vec::new(),
+            coalesce_timeout: default_coalesce_timeout(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn default_capacity() -> ByteSize {
+    ByteSize::mib(512)
+}
+
+fn default_max_object_size() -> ByteSize {
+    ByteSize::mib(16)
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_coalesce_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// What the cache key keeps of the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryKey {
+    /// As sent.
+    #[default]
+    Keep,
+    /// Parameters sorted, so `?b=1&a=2` and `?a=2&b=1` share an entry.
+    Sort,
+    /// Dropped.
+    Ignore,
+}
+
+/// `[[cache.rules]]`: paths matching `prefix` (or the `glob`) get `ttl`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtlRule {
+    /// Path prefix, e.g. `/static/`.
+    pub prefix: Option<String>,
+    /// Path glob with `*` (any run of characters), e.g. `/img/*.png`.
+    pub glob: Option<String>,
+    /// Freshness lifetime for matching responses.
+    pub ttl: Duration,
+}
