@@ -5,5 +5,10 @@
 //! thin shell over this library so that tests and benchmarks reach the same
 //! code.
 
+pub mod admin;
 pub mod cache;
 pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod proxy;
+pub mod server;

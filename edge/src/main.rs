@@ -1,16 +1,65 @@
 //! The `edge` binary.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 /// Caching reverse proxy node of the CDN.
 #[derive(Debug, Parser)]
-#[command(name = "edge", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "edge", version, about, long_about = None)]
 struct Cli {
     /// Logging options.
     #[command(flatten)]
     log: shared::telemetry::LogArgs,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve clients and the admin API until SIGTERM.
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; exit 1 with the errors.
+    CheckConfig {
+        /// Configuration file.
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = shared::telemetry::init(cli.log.log_format) {
+        eprintln!("error: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => edge::daemon::load(&config).map(|_| {
+            println!("{}: OK", config.display());
+        }),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = edge::daemon::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let signals = shared::Signals::install()?;
+        let daemon = edge::daemon::Daemon::start(&config, signals.shutdown.clone()).await?;
+        daemon.run(signals).await;
+        Ok(())
+    })
 }

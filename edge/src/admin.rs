@@ -1,0 +1,155 @@
+//! The edge's admin routes: `/healthz` (the shared health document),
+//! `/metrics`, purges and drain. Purge and drain change state and need the
+//! bearer token.
+
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use serde::Serialize;
+use shared::EdgeStatus;
+use shared::admin::{AdminRequest, AdminRouter, respond, respond_json};
+use shared::health::{CacheFill, HealthReport, Load, Utilisation};
+use shared::metrics::Registry;
+
+use crate::metrics::EdgeMetrics;
+use crate::proxy::Edge;
+
+/// Builds the routes.
+pub fn router(
+    edge: Edge,
+    registry: Arc<Registry>,
+    metrics: Arc<EdgeMetrics>,
+    max_connections: usize,
+) -> AdminRouter {
+    let health_edge = edge.clone();
+    let metrics_edge = edge.clone();
+    let purge_edge = edge.clone();
+    let drain_edge = edge.clone();
+    let pool_edge = edge;
+    AdminRouter::new()
+        .get("/healthz", move |_| {
+            let report = health(&health_edge, max_connections);
+            async move { json_response(&report) }
+        })
+        .get("/metrics", move |_| {
+            let store = metrics_edge.store();
+            metrics.update_store(store.objects(), store.used_bytes(), store.evictions());
+            let body = shared::metrics::encode(&registry);
+            async move { respond(StatusCode::OK, shared::metrics::CONTENT_TYPE, body) }
+        })
+        .post("/purge", move |request| {
+            let result = purge(&purge_edge, &request);
+            async move { result }
+        })
+        .post("/drain", move |_| {
+            drain_edge.set_draining(true);
+            tracing::warn!("draining: /healthz now reports draining");
+            async { respond(StatusCode::OK, "text/plain", "draining\n") }
+        })
+        .post("/pool", move |_| {
+            pool_edge.set_draining(false);
+            tracing::info!("back in the pool: /healthz reports up");
+            async { respond(StatusCode::OK, "text/plain", "up\n") }
+        })
+}
+
+/// The `/healthz` document.
+pub fn health(edge: &Edge, max_connections: usize) -> HealthReport {
+    let in_flight = edge.in_flight();
+    HealthReport {
+        status: if edge.is_draining() {
+            EdgeStatus::Draining
+        } else {
+            EdgeStatus::Up
+        },
+        load: Load {
+            in_flight,
+            utilisation: Utilisation::saturating(in_flight as f64 / max_connections.max(1) as f64),
+        },
+        cache: CacheFill {
+            used_bytes: edge.store().used_bytes() as u64,
+            capacity_bytes: edge.store().capacity() as u64,
+            objects: edge.store().objects() as u64,
+        },
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+fn json_response(report: &HealthReport) -> shared::admin::AdminResponse {
+    let mut response = respond(StatusCode::OK, "application/json", report.to_json());
+    if report.status != EdgeStatus::Up {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct Purged {
+    removed: usize,
+}
+
+/// `POST /purge?url=URL`, `?prefix=PREFIX` or `?all=1`; `host` names the
+/// site for path-only URLs.
+fn purge(edge: &Edge, request: &AdminRequest) -> shared::admin::AdminResponse {
+    let host = request.query_param("host").unwrap_or("");
+    let removed = if let Some(url) = request.query_param("url") {
+        edge.purge_url(&percent_decode(url), host)
+    } else if let Some(prefix) = request.query_param("prefix") {
+        edge.purge_prefix(&percent_decode(prefix), host)
+    } else if request.query_param("all").is_some() {
+        edge.store().clear()
+    } else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "give url=, prefix= or all=1\n",
+        );
+    };
+    tracing::info!(removed, "purge");
+    respond_json(StatusCode::OK, &Purged { removed })
+}
+
+/// Decodes `%XX` escapes in a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
+                match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        index += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        index += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                index += 1;
+            }
+            byte => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("http%3A%2F%2Fh%2Fa%20b"), "http://h/a b");
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,70 @@
+//! `edge run`: load the configuration, serve clients and the admin API,
+//! stop gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use shared::{AdminServer, Signals};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DEFAULT_ADMIN_PORT};
+use crate::metrics::EdgeMetrics;
+use crate::proxy::Edge;
+use crate::server::HttpServer;
+
+/// A running edge.
+pub struct Daemon {
+    http: HttpServer,
+    admin: AdminServer,
+    edge: Edge,
+}
+
+/// Loads and validates a configuration file.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let config: Config = shared::config::load(path)?;
+    // Building the proxy checks what the schema cannot (URLs, header names).
+    let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
+    Edge::new(&config, metrics).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    Ok(config)
+}
+
+impl Daemon {
+    /// Starts serving `config` until `shutdown`.
+    pub async fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
+        let metrics = EdgeMetrics::register(&mut registry);
+        let edge = Edge::new(config, metrics.clone())?;
+        let http = HttpServer::start(&config.server, edge.clone(), shutdown.clone()).await?;
+        let router = crate::admin::router(
+            edge.clone(),
+            Arc::new(registry),
+            metrics,
+            config.server.max_connections,
+        );
+        let admin_address = config.admin.listen_or(DEFAULT_ADMIN_PORT);
+        let admin = AdminServer::start(admin_address, &config.admin, router, shutdown)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
+            })?;
+        Ok(Self { http, admin, edge })
+    }
+
+    /// Client addresses bound.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        self.http.addresses()
+    }
+
+    /// Waits for shutdown, then for in-flight requests (bounded).
+    pub async fn run(self, signals: Signals) {
+        signals.shutdown.cancelled().await;
+        tracing::info!(
+            in_flight = self.edge.in_flight(),
+            "stopping: finishing in-flight requests"
+        );
+        self.http.stopped().await;
+        self.admin.stopped().await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,141 @@
+//! Prometheus metrics of the edge.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use shared::metrics::AtomicHistogram;
+
+use crate::proxy::CacheStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum CacheLabel {
+    hit,
+    miss,
+    stale,
+    revalidated,
+    bypass,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    cache: CacheLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OriginLabels {
+    result: &'static str,
+}
+
+/// Every metric the edge exports.
+#[derive(Debug)]
+pub struct EdgeMetrics {
+    requests: Family<RequestLabels, Counter>,
+    bytes_served: Counter,
+    origin_requests: Family<OriginLabels, Counter>,
+    origin_latency: AtomicHistogram,
+    /// Entries evicted for space (updated at scrape).
+    pub evictions: Counter,
+    /// Stored entries (updated at scrape).
+    pub entries: Gauge,
+    /// Bytes charged to stored entries (updated at scrape).
+    pub stored_bytes: Gauge,
+    /// Requests being served.
+    pub in_flight: Gauge,
+    evictions_seen: std::sync::atomic::AtomicU64,
+}
+
+impl EdgeMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &mut Registry) -> std::sync::Arc<Self> {
+        let metrics = Self {
+            requests: Family::default(),
+            bytes_served: Counter::default(),
+            origin_requests: Family::default(),
+            origin_latency: AtomicHistogram::exponential(0.0005, 16),
+            evictions: Counter::default(),
+            entries: Gauge::default(),
+            stored_bytes: Gauge::default(),
+            in_flight: Gauge::default(),
+            evictions_seen: std::sync::atomic::AtomicU64::new(0),
+        };
+        registry.register(
+            "edge_requests",
+            "Client requests by cache outcome",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "edge_served_bytes",
+            "Body bytes sent to clients from the cache",
+            metrics.bytes_served.clone(),
+        );
+        registry.register(
+            "edge_origin_requests",
+            "Origin requests by result",
+            metrics.origin_requests.clone(),
+        );
+        registry.register(
+            "edge_origin_duration_seconds",
+            "Time to the origin's response head",
+            metrics.origin_latency.clone(),
+        );
+        registry.register(
+            "edge_cache_evictions",
+            "Entries evicted to stay within capacity",
+            metrics.evictions.clone(),
+        );
+        registry.register(
+            "edge_cache_entries",
+            "Entries stored",
+            metrics.entries.clone(),
+        );
+        registry.register(
+            "edge_cache_bytes",
+            "Bytes charged to stored entries",
+            metrics.stored_bytes.clone(),
+        );
+        registry.register(
+            "edge_in_flight_requests",
+            "Requests being served",
+            metrics.in_flight.clone(),
+        );
+        std::sync::Arc::new(metrics)
+    }
+
+    /// Counts a client request.
+    pub fn request(&self, status: CacheStatus) {
+        let cache = match status {
+            CacheStatus::Hit => CacheLabel::hit,
+            CacheStatus::Miss => CacheLabel::miss,
+            CacheStatus::Stale => CacheLabel::stale,
+            CacheStatus::Revalidated => CacheLabel::revalidated,
+            CacheStatus::Bypass => CacheLabel::bypass,
+        };
+        self.requests.get_or_create(&RequestLabels { cache }).inc();
+    }
+
+    /// Counts body bytes served from the cache.
+    pub fn served(&self, bytes: usize) {
+        self.bytes_served.inc_by(bytes as u64);
+    }
+
+    /// Counts an origin request and its latency.
+    pub fn origin(&self, result: &'static str, elapsed: std::time::Duration) {
+        self.origin_requests
+            .get_or_create(&OriginLabels { result })
+            .inc();
+        self.origin_latency.observe(elapsed);
+    }
+
+    /// Publishes the store's figures (called before each scrape).
+    pub fn update_store(&self, entries: usize, bytes: usize, evictions: u64) {
+        self.entries.set(entries as i64);
+        self.stored_bytes.set(bytes as i64);
+        let seen = self
+            .evictions_seen
+            .swap(evictions, std::sync::atomic::Ordering::Relaxed);
+        self.evictions.inc_by(evictions.saturating_sub(seen));
+    }
+}

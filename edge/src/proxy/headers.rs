@@ -1,0 +1,101 @@
+//! Header rules of a proxy: hop-by-hop fields removed both ways (RFC 9110
+//! section 7.6.1), `Via` added (section 7.6.3), `X-Forwarded-For` appended,
+//! and loops detected by our own name in `Via`.
+
+use std::net::IpAddr;
+
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Fields that describe one connection, never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Removes hop-by-hop fields, including those `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Appends `1.1 <node>` to `Via`.
+pub fn add_via(headers: &mut HeaderMap, node: &str) {
+    if let Ok(value) = HeaderValue::from_str(&format!("1.1 {node}")) {
+        headers.append(header::VIA, value);
+    }
+}
+
+/// Whether `Via` already names this node: the request has come round.
+pub fn is_loop(headers: &HeaderMap, node: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(node))
+}
+
+/// Appends the client to `X-Forwarded-For`.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let value = match headers.get(&name).and_then(|value| value.to_str().ok()) {
+        Some(existing) => format!("{existing}, {client}"),
+        None => client.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive, x-secret".parse().unwrap());
+        headers.insert("x-secret", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-kept", "1".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn via_marks_and_detects_loops() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::VIA, "1.1 other".parse().unwrap());
+        assert!(!is_loop(&headers, "edge-1"));
+        add_via(&mut headers, "edge-1");
+        assert!(is_loop(&headers, "edge-1"));
+        assert!(!is_loop(&headers, "edge"));
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut headers = HeaderMap::new();
+        append_forwarded_for(&mut headers, "192.0.2.1".parse().unwrap());
+        append_forwarded_for(&mut headers, "198.51.100.2".parse().unwrap());
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.1, 198.51.100.2");
+    }
+}
