@@ -4,4 +4,5 @@
 pub mod dns;
 pub mod geo_databases;
 pub mod health_endpoint;
+pub mod origin;
 pub mod process;

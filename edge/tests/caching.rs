@@ -1,0 +1,433 @@
+//! RFC 9111 behaviour of the real edge binary in front of a real origin.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{EdgeProcess, get, send};
+use e2e::origin::{Origin, Reply};
+
+#[tokio::test]
+async fn miss_then_hit_with_age() {
+    let origin = Origin::start(|_| Reply::ok("hello", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let first = get(edge.http, "/a", &[]).await;
+    assert_eq!(first.cache(), "MISS");
+    assert_eq!(first.body, "hello");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = get(edge.http, "/a", &[]).await;
+    assert_eq!(second.cache(), "HIT");
+    assert_eq!(second.body, "hello");
+    assert!(second.header("age").unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(second.header("via").unwrap().contains("edge-test"));
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test]
+async fn freshness_sources_expire() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/max-age" => Reply::ok("m", &[("cache-control", "max-age=2")]),
+        "/s-maxage" => Reply::ok("s", &[("cache-control", "max-age=60, s-maxage=2")]),
+        "/expires" => {
+            let expires =
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+            Reply::ok("e", &[("expires", &expires)])
+        }
+        _ => Reply::ok("x", &[]),
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    for path in ["/max-age", "/s-maxage", "/expires"] {
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "MISS", "{path}");
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT", "{path}");
+    }
+    // Whole-second dates: 2 s lifetimes are surely over after 4 s.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    for path in ["/max-age", "/s-maxage", "/expires"] {
+        assert_eq!(
+            get(edge.http, path, &[]).await.cache(),
+            "MISS",
+            "{path} expired"
+        );
+    }
+    assert_eq!(origin.requests(), 6);
+}
+
+#[tokio::test]
+async fn not_stored_no_store_private_cookie_authorization() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/no-store" => Reply::ok("x", &[("cache-control", "no-store, max-age=60")]),
+        "/private" => Reply::ok("x", &[("cache-control", "private, max-age=60")]),
+        "/cookie" => Reply::ok(
+            "x",
+            &[("cache-control", "max-age=60"), ("set-cookie", "a=b")],
+        ),
+        "/public-auth" => Reply::ok("x", &[("cache-control", "public, max-age=60")]),
+        _ => Reply::ok("x", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    for path in ["/no-store", "/private", "/cookie"] {
+        get(edge.http, path, &[]).await;
+        assert_ne!(get(edge.http, path, &[]).await.cache(), "HIT", "{path}");
+    }
+    get(edge.http, "/auth", &[("authorization", "Bearer x")]).await;
+    assert_ne!(
+        get(edge.http, "/auth", &[("authorization", "Bearer x")])
+            .await
+            .cache(),
+        "HIT"
+    );
+    get(edge.http, "/public-auth", &[("authorization", "Bearer x")]).await;
+    assert_eq!(
+        get(edge.http, "/public-auth", &[("authorization", "Bearer x")])
+            .await
+            .cache(),
+        "HIT"
+    );
+}
+
+#[tokio::test]
+async fn odd_request_headers_do_not_switch_caching_off() {
+    let origin = Origin::start(|_| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let odd = [("cache-control", "nothing-to-see-here"), ("pragma", "foo")];
+    get(edge.http, "/odd", &odd).await;
+    assert_eq!(get(edge.http, "/odd", &odd).await.cache(), "HIT");
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test]
+async fn vary_stores_variants() {
+    let origin = Origin::start(|seen| {
+        let language = seen
+            .headers
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        Reply::ok(
+            language,
+            &[("cache-control", "max-age=60"), ("vary", "Accept-Language")],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(
+        get(edge.http, "/v", &[("accept-language", "en")])
+            .await
+            .body,
+        "en"
+    );
+    assert_eq!(
+        get(edge.http, "/v", &[("accept-language", "de")])
+            .await
+            .body,
+        "de"
+    );
+    let english = get(edge.http, "/v", &[("accept-language", "en")]).await;
+    assert_eq!((english.cache(), &english.body[..]), ("HIT", &b"en"[..]));
+    let german = get(edge.http, "/v", &[("accept-language", "de")]).await;
+    assert_eq!((german.cache(), &german.body[..]), ("HIT", &b"de"[..]));
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn revalidation_with_etag_and_last_modified() {
+    let origin = Origin::start(|seen| {
+        let matches = seen
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"");
+        let since = seen.headers.contains_key("if-modified-since");
+        if matches || (seen.uri == "/lm" && since) {
+            return Reply::ok("", &[("cache-control", "max-age=2")]).status(304);
+        }
+        match seen.uri.as_str() {
+            "/lm" => Reply::ok(
+                "lm-body",
+                &[
+                    ("cache-control", "max-age=2"),
+                    ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                ],
+            ),
+            _ => Reply::ok(
+                "etag-body",
+                &[("cache-control", "max-age=2"), ("etag", "\"v1\"")],
+            ),
+        }
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    for (path, body) in [("/etag", "etag-body"), ("/lm", "lm-body")] {
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "MISS");
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let refreshed = get(edge.http, path, &[]).await;
+        assert_eq!(refreshed.cache(), "REVALIDATED", "{path}");
+        assert_eq!(refreshed.body, body);
+        assert_eq!(
+            get(edge.http, path, &[]).await.cache(),
+            "HIT",
+            "{path}: fresh again"
+        );
+    }
+    let conditional: Vec<_> = origin
+        .seen()
+        .into_iter()
+        .filter(|s| {
+            s.headers.contains_key("if-none-match") || s.headers.contains_key("if-modified-since")
+        })
+        .collect();
+    assert_eq!(conditional.len(), 2);
+}
+
+#[tokio::test]
+async fn client_conditionals_ranges_and_head_from_cache() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "0123456789abcdefghij",
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"tag\""),
+                ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/r", &[]).await;
+    let not_modified = get(edge.http, "/r", &[("if-none-match", "\"tag\"")]).await;
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag"), Some("\"tag\""));
+    let since = get(
+        edge.http,
+        "/r",
+        &[("if-modified-since", "Tue, 02 Jan 2024 00:00:00 GMT")],
+    )
+    .await;
+    assert_eq!(since.status, 304);
+    let range = get(edge.http, "/r", &[("range", "bytes=5-9")]).await;
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, "56789");
+    assert_eq!(range.header("content-range"), Some("bytes 5-9/20"));
+    let suffix = get(edge.http, "/r", &[("range", "bytes=-3")]).await;
+    assert_eq!(suffix.body, "hij");
+    let beyond = get(edge.http, "/r", &[("range", "bytes=50-")]).await;
+    assert_eq!(beyond.status, 416);
+    let head = send(edge.http, "HEAD", "/r", &[], b"").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.cache(), "HIT");
+    assert_eq!(head.header("content-length"), Some("20"));
+    assert!(head.body.is_empty());
+    assert_eq!(origin.requests(), 1);
+    // The origin never saw a client's validators or ranges.
+    assert!(
+        origin
+            .seen()
+            .iter()
+            .all(|s| !s.headers.contains_key("range"))
+    );
+}
+
+#[tokio::test]
+async fn stale_if_error_and_grace_when_the_origin_is_down() {
+    let mut origin =
+        Origin::start(|_| Reply::ok("kept", &[("cache-control", "max-age=1, stale-if-error=60")]))
+            .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/s", &[]).await;
+    origin.stop();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let stale = get(edge.http, "/s", &[]).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.cache(), "STALE");
+    assert_eq!(stale.body, "kept");
+    // Without anything cached, the client gets a clear 502.
+    assert_eq!(get(edge.http, "/never", &[]).await.status, 502);
+}
+
+#[tokio::test]
+async fn stale_on_origin_5xx_but_not_with_must_revalidate() {
+    let flip = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failing = flip.clone();
+    let origin = Origin::start(move |seen| {
+        if failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Reply::ok("down", &[]).status(503);
+        }
+        match seen.uri.as_str() {
+            "/strict" => Reply::ok("strict", &[("cache-control", "max-age=1, must-revalidate")]),
+            _ => Reply::ok("soft", &[("cache-control", "max-age=1")]),
+        }
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "grace = \"1h\"", "");
+    get(edge.http, "/soft", &[]).await;
+    get(edge.http, "/strict", &[]).await;
+    flip.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let soft = get(edge.http, "/soft", &[]).await;
+    assert_eq!((soft.status.as_u16(), soft.cache()), (200, "STALE"));
+    let strict = get(edge.http, "/strict", &[]).await;
+    assert_eq!(strict.status, 503, "must-revalidate forbids serving stale");
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_now_and_refreshes_once() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "v",
+            &[("cache-control", "max-age=3, stale-while-revalidate=30")],
+        )
+        .delayed(Duration::from_millis(300))
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/swr", &[]).await;
+    // Date has whole seconds: wait long enough for max-age=3 to pass for sure.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all((0..5).map(|_| get(edge.http, "/swr", &[]))).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(280),
+        "stale answers do not wait for the origin"
+    );
+    assert!(results.iter().all(|got| got.cache() == "STALE"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(origin.requests(), 2, "one background refresh");
+    assert_eq!(get(edge.http, "/swr", &[]).await.cache(), "HIT");
+}
+
+#[tokio::test]
+async fn concurrent_misses_make_one_origin_request() {
+    let origin = Origin::start(|_| {
+        Reply::ok("slow", &[("cache-control", "max-age=60")]).delayed(Duration::from_millis(500))
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let started = std::time::Instant::now();
+    let results =
+        futures_util::future::join_all((0..50).map(|_| get(edge.http, "/hot", &[]))).await;
+    assert!(
+        results
+            .iter()
+            .all(|got| got.status == 200 && got.body == "slow")
+    );
+    assert_eq!(origin.requests(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn uncacheable_coalesced_response_releases_waiters_together() {
+    let origin = Origin::start(|_| {
+        Reply::ok("private", &[("cache-control", "no-store")]).delayed(Duration::from_millis(400))
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all((0..20).map(|_| get(edge.http, "/ns", &[]))).await;
+    assert!(results.iter().all(|got| got.status == 200));
+    // One round trip to learn it is not storable, then everyone in parallel.
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    // The next wave does not wait at all.
+    let again = get(edge.http, "/ns", &[]).await;
+    assert_eq!(again.cache(), "BYPASS");
+}
+
+#[tokio::test]
+async fn unsafe_methods_pass_with_bodies_and_invalidate() {
+    let origin = Origin::start(|seen| match seen.method.as_str() {
+        "POST" => Reply::ok(
+            format!("got {}", seen.body.len()),
+            &[("location", "/other")],
+        )
+        .status(201),
+        _ => Reply::ok("x", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/item", &[]).await;
+    get(edge.http, "/other", &[]).await;
+    assert_eq!(get(edge.http, "/item", &[]).await.cache(), "HIT");
+    let posted = send(edge.http, "POST", "/item", &[], &[7u8; 1000]).await;
+    assert_eq!(posted.status, 201);
+    assert_eq!(posted.body, "got 1000");
+    assert_eq!(
+        get(edge.http, "/item", &[]).await.cache(),
+        "MISS",
+        "target invalidated"
+    );
+    assert_eq!(
+        get(edge.http, "/other", &[]).await.cache(),
+        "MISS",
+        "Location invalidated"
+    );
+}
+
+#[tokio::test]
+async fn large_objects_stream_through_uncached() {
+    let big = vec![b'z'; 3 * 1024 * 1024];
+    let body = bytes::Bytes::from(big.clone());
+    let origin =
+        Origin::start(move |_| Reply::ok(body.clone(), &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let first = get(edge.http, "/big", &[]).await;
+    assert_eq!(first.body.len(), big.len());
+    let second = get(edge.http, "/big", &[]).await;
+    assert_eq!(second.body.len(), big.len());
+    assert_eq!(origin.requests(), 2, "over max_object_size: not stored");
+}
+
+#[tokio::test]
+async fn failover_to_the_next_origin() {
+    let dead: std::net::SocketAddr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let origin = Origin::start(|_| Reply::ok("second", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[dead, origin.address()], "", "");
+    let got = get(edge.http, "/f", &[]).await;
+    assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"second"[..]));
+}
+
+#[tokio::test]
+async fn targeted_cache_control_wins_and_is_not_forwarded() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "t",
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let first = get(edge.http, "/t", &[]).await;
+    assert!(first.header("cdn-cache-control").is_none());
+    assert_eq!(
+        first.header("cache-control"),
+        Some("no-store"),
+        "clients still see the origin's Cache-Control"
+    );
+    assert_eq!(get(edge.http, "/t", &[]).await.cache(), "HIT");
+}
+
+#[tokio::test]
+async fn request_loops_are_refused() {
+    let origin = Origin::start(|_| Reply::ok("x", &[])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let got = get(edge.http, "/l", &[("via", "1.1 edge-test")]).await;
+    assert_eq!(got.status, 508);
+    assert_eq!(origin.requests(), 0);
+}

@@ -1,0 +1,175 @@
+//! Starting the real edge binary in front of a test origin, and a client.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use e2e::process::{ChildGuard, unique_loopback, wait_until};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A running edge.
+pub struct EdgeProcess {
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub process: ChildGuard,
+}
+
+impl EdgeProcess {
+    /// Starts an edge for `origins` with extra config lines under `[cache]`
+    /// and elsewhere (`extra` is appended verbatim).
+    pub fn start(origins: &[SocketAddr], cache: &str, extra: &str) -> Self {
+        let address = unique_loopback();
+        let http = SocketAddr::new(IpAddr::V4(address), 8080);
+        let admin = SocketAddr::new(IpAddr::V4(address), 9180);
+        let urls: Vec<String> = origins
+            .iter()
+            .map(|origin| format!("\"http://{origin}\""))
+            .collect();
+        let config = format!(
+            "[server]\nlisten = [\"{http}\"]\nname = \"edge-test\"\nheader_timeout = \"2s\"\n\n\
+             [origin]\nurls = [{}]\nfirst_byte_timeout = \"3s\"\n\n\
+             [cache]\ncapacity = \"64MiB\"\nmax_object_size = \"1MiB\"\n{cache}\n\n\
+             [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n",
+            urls.join(", ")
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, config).expect("write config");
+        let process = ChildGuard::spawn(
+            "edge",
+            Command::new(env!("CARGO_BIN_EXE_edge"))
+                .arg("run")
+                .arg("--config")
+                .arg(&path)
+                .env("RUST_LOG", "info,edge=debug"),
+            &dir.path().join("edge.log"),
+        )
+        .expect("start edge");
+        let edge = Self {
+            http,
+            admin,
+            dir,
+            process,
+        };
+        let ready = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(http).is_ok()
+        });
+        assert!(ready, "edge did not start:\n{}", edge.log());
+        edge
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("edge.log")).unwrap_or_default()
+    }
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Got {
+    /// `X-Cache`.
+    pub fn cache(&self) -> &str {
+        self.headers
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one request.
+pub async fn send(
+    edge: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Got {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(format!("http://{edge}{path}"))
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", HeaderValue::from_static("site.test"));
+    for (name, value) in headers {
+        request.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let response = client.request(request).await.expect("request");
+    let (parts, body) = response.into_parts();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
+/// GET with headers.
+pub async fn get(edge: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
+    send(edge, "GET", path, headers, b"").await
+}
+
+/// POST to the admin API with an optional token; returns status and body.
+pub async fn admin_post(
+    admin: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, String) {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let mut request = Request::post(format!("http://{admin}{path}"))
+        .body(Empty::new())
+        .unwrap();
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+    }
+    let response = client.request(request).await.expect("admin request");
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// GET from the admin API.
+pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let response = client
+        .request(
+            Request::get(format!("http://{admin}{path}"))
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .expect("admin request");
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

@@ -1,0 +1,226 @@
+//! Admin API, drain, and faults, against the real edge binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::{EdgeProcess, admin_get, admin_post, get};
+use e2e::origin::{Origin, Reply};
+
+#[tokio::test]
+async fn purge_needs_the_token_and_clears_url_prefix_and_all() {
+    let origin = Origin::start(|_| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    for path in ["/img/1", "/img/2", "/css/1"] {
+        get(edge.http, path, &[]).await;
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT");
+    }
+    let (status, _) = admin_post(edge.admin, "/purge?url=/img/1&host=site.test", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = admin_post(
+        edge.admin,
+        "/purge?url=/img/1&host=site.test",
+        Some("wrong"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = admin_post(
+        edge.admin,
+        "/purge?url=http%3A%2F%2Fsite.test%2Fimg%2F1",
+        Some("secret"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"removed\": 1"), "{body}");
+    assert_eq!(get(edge.http, "/img/1", &[]).await.cache(), "MISS");
+    let (_, body) = admin_post(
+        edge.admin,
+        "/purge?prefix=/img/&host=site.test",
+        Some("secret"),
+    )
+    .await;
+    assert!(body.contains("\"removed\": 2"), "{body}");
+    assert_eq!(get(edge.http, "/img/2", &[]).await.cache(), "MISS");
+    admin_post(edge.admin, "/purge?all=1", Some("secret")).await;
+    assert_eq!(get(edge.http, "/css/1", &[]).await.cache(), "MISS");
+}
+
+#[tokio::test]
+async fn drain_is_reported_in_healthz() {
+    let origin = Origin::start(|_| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/a", &[]).await;
+    let (status, body) = admin_get(edge.admin, "/healthz").await;
+    assert_eq!(status, 200);
+    let report = shared::health::HealthReport::from_json(body.as_bytes()).unwrap();
+    assert_eq!(report.status, shared::EdgeStatus::Up);
+    assert_eq!(report.cache.objects, 1);
+    assert!(report.cache.used_bytes > 0);
+    let (status, _) = admin_post(edge.admin, "/drain", None).await;
+    assert_eq!(status, 401);
+    admin_post(edge.admin, "/drain", Some("secret")).await;
+    let (status, body) = admin_get(edge.admin, "/healthz").await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        shared::health::HealthReport::from_json(body.as_bytes())
+            .unwrap()
+            .status,
+        shared::EdgeStatus::Draining
+    );
+    // Draining edges still serve.
+    assert_eq!(get(edge.http, "/a", &[]).await.cache(), "HIT");
+    admin_post(edge.admin, "/pool", Some("secret")).await;
+    assert_eq!(admin_get(edge.admin, "/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn metrics_count_hits_misses_and_bytes() {
+    let origin = Origin::start(|_| Reply::ok("12345", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/m", &[]).await;
+    get(edge.http, "/m", &[]).await;
+    let (_, metrics) = admin_get(edge.admin, "/metrics").await;
+    assert!(
+        metrics.contains("edge_requests_total{cache=\"miss\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edge_requests_total{cache=\"hit\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edge_served_bytes_total 10"), "{metrics}");
+    assert!(metrics.contains("edge_cache_entries 1"), "{metrics}");
+    assert!(
+        metrics.contains("edge_origin_requests_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn hanging_origin_gives_504_and_others_keep_being_served() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/hang" => Reply::ok("late", &[]).delayed(Duration::from_secs(30)),
+        _ => Reply::ok("fast", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let hung = tokio::spawn(get(edge.http, "/hang", &[]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(edge.http, "/fast", &[]).await.body, "fast");
+    let hung = hung.await.unwrap();
+    assert_eq!(hung.status, 504);
+}
+
+#[tokio::test]
+async fn truncated_origin_body_is_not_stored() {
+    // A raw origin that promises 100 bytes, sends 10 and closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncache-control: max-age=60\r\ncontent-length: 100\r\n\r\n0123456789");
+        }
+    });
+    let edge = EdgeProcess::start(&[address], "", "");
+    let first = get_raw_status(edge.http, "/t").await;
+    assert!(first == 502 || first == 0, "{first}");
+    let second = get_raw_status(edge.http, "/t").await;
+    assert!(
+        second == 502 || second == 0,
+        "not served from cache: {second}"
+    );
+}
+
+/// Status of a GET, or 0 when the connection broke mid-response.
+async fn get_raw_status(edge: std::net::SocketAddr, path: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn slow_and_oversized_request_heads_are_cut_off() {
+    let origin = Origin::start(|_| Reply::ok("x", &[])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    // Slowloris: a partial request line, then silence past the 2 s header timeout.
+    let mut slow = std::net::TcpStream::connect(edge.http).unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: site.test\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let _ = slow.read_to_end(&mut buffer);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "slow client not cut off"
+    );
+    // An oversized head.
+    let mut big = std::net::TcpStream::connect(edge.http).unwrap();
+    let header = format!(
+        "GET / HTTP/1.1\r\nHost: site.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let _ = big.write_all(header.as_bytes());
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut response = Vec::new();
+    let _ = big.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "{text}"
+    );
+    // Others are still served.
+    assert_eq!(get(edge.http, "/ok", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn check_config_rejects_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(&path, "[origin]\nurls = [\"ftp://x\"]\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("origin.urls[0]: \"ftp://x\" must be an http:// URL"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &path,
+        "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[cache]\ncapacity = \"lots\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(":4:12: cache.capacity: invalid size \"lots\""),
+        "{stderr}"
+    );
+}
