@@ -438,13 +438,9 @@ impl Edge {
             finish(leader, Outcome::Uncacheable);
             return self.stream(head, body, parts, CacheStatus::Miss);
         }
-        match collect_bounded(
-            body,
-            inner.settings.max_object_size,
-            inner.origin.total_timeout,
-        )
-        .await
-        {
+        let expected = content_length(&head.headers);
+        let limit = inner.settings.max_object_size;
+        match collect_bounded(body, expected, limit, inner.origin.total_timeout).await {
             Collected::Whole(bytes) => {
                 for name in &inner.settings.targeted {
                     head.headers.remove(name);
@@ -785,9 +781,16 @@ enum Collected {
     Failed(String),
 }
 
-/// Reads a body up to `limit` bytes within `timeout`.
-async fn collect_bounded(mut body: Incoming, limit: usize, timeout: Duration) -> Collected {
-    let mut buffer = BytesMut::new();
+/// Reads a body up to `limit` bytes within `timeout`. The stored copy is
+/// sized exactly: a buffer grown by doubling would keep up to twice the
+/// body alive, memory the store's accounting would not see.
+async fn collect_bounded(
+    mut body: Incoming,
+    expected: Option<usize>,
+    limit: usize,
+    timeout: Duration,
+) -> Collected {
+    let mut buffer = BytesMut::with_capacity(expected.unwrap_or(0).min(limit.saturating_add(1)));
     let read = async {
         while let Some(frame) = body.frame().await {
             let frame = match frame {
@@ -804,6 +807,9 @@ async fn collect_bounded(mut body: Incoming, limit: usize, timeout: Duration) ->
         Ok(true)
     };
     match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(true)) if buffer.capacity() > buffer.len() + buffer.len() / 16 => {
+            Collected::Whole(Bytes::copy_from_slice(&buffer))
+        }
         Ok(Ok(true)) => Collected::Whole(buffer.freeze()),
         Ok(Ok(false)) => Collected::TooLarge(buffer.freeze(), body),
         Ok(Err(error)) => Collected::Failed(error),
