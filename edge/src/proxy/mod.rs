@@ -449,7 +449,7 @@ impl Edge {
                     status: head.status,
                     vary: vary_values(&head.headers, &parts.headers),
                     age_value: age_header(&head.headers),
-                    headers: head.headers,
+                    headers: owned_headers(&head.headers),
                     body: bytes,
                     request_time,
                     response_time,
@@ -525,7 +525,9 @@ impl Edge {
             }
             headers.remove(name);
             for value in update.get_all(name) {
-                headers.append(name.clone(), value.clone());
+                if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+                    headers.append(name.clone(), copy);
+                }
             }
         }
         let mut merged_for_directives = headers.clone();
@@ -723,6 +725,20 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
         .ok()
 }
 
+/// A copy of `headers` that owns its bytes. hyper parses header values as
+/// slices of the connection's read buffer, so a stored `HeaderMap` would
+/// otherwise keep that whole buffer (often as large as the body) alive for
+/// as long as the entry lives, invisible to the store's accounting.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), copy);
+        }
+    }
+    owned
+}
+
 fn age_header(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
@@ -747,7 +763,9 @@ fn vary_values(
     names
         .into_iter()
         .map(|name| {
-            let value = request.get(&name).cloned();
+            let value = request
+                .get(&name)
+                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok());
             (name, value)
         })
         .collect()
