@@ -431,3 +431,86 @@ async fn request_loops_are_refused() {
     assert_eq!(got.status, 508);
     assert_eq!(origin.requests(), 0);
 }
+
+#[tokio::test]
+async fn no_cache_is_stored_but_revalidated_every_time() {
+    let origin = Origin::start(|seen| {
+        if seen
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"n\"")
+        {
+            return Reply::ok("", &[("cache-control", "no-cache"), ("etag", "\"n\"")]).status(304);
+        }
+        Reply::ok("body", &[("cache-control", "no-cache"), ("etag", "\"n\"")])
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(get(edge.http, "/nc", &[]).await.cache(), "MISS");
+    for _ in 0..3 {
+        let got = get(edge.http, "/nc", &[]).await;
+        assert_eq!((got.cache(), &got.body[..]), ("REVALIDATED", &b"body"[..]));
+    }
+    assert_eq!(origin.requests(), 4);
+}
+
+#[tokio::test]
+async fn path_rules_override_origin_freshness() {
+    let origin = Origin::start(|_| Reply::ok("r", &[("cache-control", "max-age=0")])).await;
+    let edge = EdgeProcess::start(
+        &[origin.address()],
+        "[[cache.rules]]\nprefix = \"/static/\"\nttl = \"1h\"\n[[cache.rules]]\nglob = \"/img/*.png\"\nttl = \"1h\"",
+        "",
+    );
+    for path in ["/static/app.js", "/img/a/logo.png"] {
+        get(edge.http, path, &[]).await;
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT", "{path}");
+    }
+    get(edge.http, "/other", &[]).await;
+    assert_ne!(get(edge.http, "/other", &[]).await.cache(), "HIT");
+}
+
+#[tokio::test]
+async fn oversized_request_body_is_refused() {
+    let origin = Origin::start(|_| Reply::ok("x", &[])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    // Announce 65 MiB (over the 64 MiB default) and send only the head: the
+    // edge answers before reading any of it.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    stream
+        .write_all(b"PUT /upload HTTP/1.1\r\nHost: site.test\r\nContent-Length: 68157440\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..read]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(origin.requests(), 0);
+}
+
+#[tokio::test]
+async fn http2_clients_are_served_from_the_cache() {
+    use http_body_util::{BodyExt, Empty};
+    let origin = Origin::start(|_| Reply::ok("h2", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    for expected in ["MISS", "HIT"] {
+        let request = hyper::Request::get(format!("http://{}/h2", edge.http))
+            .body(Empty::new())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        assert_eq!(response.headers()["x-cache"], expected);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "h2"
+        );
+    }
+}

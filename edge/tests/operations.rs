@@ -224,3 +224,24 @@ async fn check_config_rejects_bad_files() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits() {
+    let origin =
+        Origin::start(|_| Reply::ok("done", &[]).delayed(Duration::from_millis(800))).await;
+    let mut edge = EdgeProcess::start(&[origin.address()], "", "");
+    let in_flight = tokio::spawn(get(edge.http, "/slow", &[]));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    edge.process.signal("TERM");
+    let got = in_flight.await.unwrap();
+    assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"done"[..]));
+    let status = edge
+        .process
+        .wait_timeout(Duration::from_secs(10))
+        .expect("edge did not exit");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        std::net::TcpStream::connect(edge.http).is_err(),
+        "still listening"
+    );
+}
