@@ -129,6 +129,18 @@ impl EdgeMetrics {
         self.origin_latency.observe(elapsed);
     }
 
+    /// Counts an origin response by its status class.
+    pub fn origin_answered(&self, status: hyper::StatusCode, elapsed: std::time::Duration) {
+        self.origin(
+            if status.is_server_error() {
+                "5xx"
+            } else {
+                "ok"
+            },
+            elapsed,
+        );
+    }
+
     /// Publishes the store's figures (called before each scrape).
     pub fn update_store(&self, entries: usize, bytes: usize, evictions: u64) {
         self.entries.set(entries as i64);

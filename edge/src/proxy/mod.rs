@@ -372,14 +372,9 @@ impl Edge {
                 };
             }
         };
-        inner.metrics.origin(
-            if response.status().is_server_error() {
-                "5xx"
-            } else {
-                "ok"
-            },
-            started.elapsed(),
-        );
+        inner
+            .metrics
+            .origin_answered(response.status(), started.elapsed());
         let response_time = SystemTime::now();
         let (mut head, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut head.headers);
@@ -634,14 +629,9 @@ impl Edge {
                 return origin_error_response(&error);
             }
         };
-        inner.metrics.origin(
-            if response.status().is_server_error() {
-                "5xx"
-            } else {
-                "ok"
-            },
-            started.elapsed(),
-        );
+        inner
+            .metrics
+            .origin_answered(response.status(), started.elapsed());
         let unsafe_method = !matches!(
             original.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE

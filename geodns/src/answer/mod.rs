@@ -216,7 +216,7 @@ impl Responder {
             .queries
             .first()
             .map_or(RecordType::Unknown(0), Query::query_type);
-        let mut answered = self.decide(snapshot, request, peer, transport);
+        let mut answered = self.compose(snapshot, request, peer, transport);
         answered.counters.push(
             self.metrics
                 .query_counter(transport, qtype, answered.rcode()),
@@ -227,7 +227,8 @@ impl Responder {
         answered
     }
 
-    fn decide(
+    /// The response for a decoded request, per the protocol rules above.
+    fn compose(
         &self,
         snapshot: &Snapshot,
         request: &Message,
