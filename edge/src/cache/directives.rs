@@ -95,7 +95,7 @@ fn seconds(argument: Option<&str>) -> u64 {
 }
 
 fn delta(argument: Option<&str>) -> Option<u64> {
-    let digits = argument?.trim();
+    let digits = argument?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -130,13 +130,14 @@ fn split(text: &str) -> Vec<(String, Option<&str>)> {
             continue;
         }
         match item.split_once('=') {
+            // No whitespace is allowed around `=` (RFC 9111 section 5.2):
+            // `max-age =60` names an unknown directive and is ignored.
             Some((name, value)) => {
-                let value = value.trim();
                 let value = value
                     .strip_prefix('"')
                     .and_then(|inner| inner.strip_suffix('"'))
                     .unwrap_or(value);
-                out.push((name.trim().to_string(), Some(value)));
+                out.push((name.to_string(), Some(value)));
             }
             None => out.push((item.to_string(), None)),
         }
@@ -185,6 +186,18 @@ mod tests {
         assert_eq!(
             parse(&["max-age=99999999999999999999"]).max_age,
             Some(1 << 31)
+        );
+    }
+
+    #[test]
+    fn whitespace_around_equals_is_not_a_directive() {
+        assert_eq!(parse(&["max-age =3600"]).max_age, None);
+        assert_eq!(parse(&["max-age= 3600"]).max_age, Some(0));
+        assert_eq!(parse(&["max-age=003600"]).max_age, Some(3600));
+        assert_eq!(parse(&["max-age='3600'"]).max_age, Some(0));
+        assert_eq!(
+            parse(&["extension=\"max-age=3600\", max-age=1"]).max_age,
+            Some(1)
         );
     }
 
