@@ -514,3 +514,30 @@ async fn http2_clients_are_served_from_the_cache() {
         );
     }
 }
+
+#[tokio::test]
+async fn qualified_no_cache_and_connection_listed_fields_are_not_stored() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "q",
+            &[
+                ("cache-control", "max-age=60, no-cache=\"a\""),
+                ("a", "1"),
+                ("b", "2"),
+                ("connection", "c"),
+                ("c", "3"),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/q", &[]).await;
+    let cached = get(edge.http, "/q", &[]).await;
+    assert_eq!(cached.cache(), "HIT");
+    assert_eq!(cached.header("b"), Some("2"));
+    assert!(cached.header("a").is_none(), "no-cache=\"a\" field stored");
+    assert!(
+        cached.header("c").is_none(),
+        "Connection-listed field stored"
+    );
+}

@@ -13,14 +13,18 @@ use hyper::header::HeaderValue;
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// The directives a shared cache acts on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
     /// `no-store`: never store.
     pub no_store: bool,
-    /// `no-cache` (qualified or not): store, but revalidate before every use.
+    /// `no-cache`: store, but revalidate before every use.
     pub no_cache: bool,
-    /// `private` (qualified or not): not for shared caches.
+    /// `private`: not for shared caches.
     pub private: bool,
+    /// Fields named by the qualified forms `no-cache="..."` and
+    /// `private="..."` (lowercase): the response may be stored and reused,
+    /// but without these fields (RFC 9111 sections 5.2.2.4 and 5.2.2.7).
+    pub omit_fields: Vec<String>,
     /// `public`: storable even with `Authorization`.
     pub public: bool,
     /// `must-revalidate`: never served stale.
@@ -59,6 +63,15 @@ impl Directives {
     fn apply(&mut self, name: &str, argument: Option<&str>, seen: &mut Seen) {
         match name {
             "no-store" => self.no_store = true,
+            "no-cache" | "private" if argument.is_some_and(|fields| !fields.trim().is_empty()) => {
+                let fields = argument.unwrap_or_default();
+                self.omit_fields.extend(
+                    fields
+                        .split(',')
+                        .map(|field| field.trim().to_ascii_lowercase())
+                        .filter(|field| !field.is_empty()),
+                );
+            }
             "no-cache" => self.no_cache = true,
             "private" => self.private = true,
             "public" => self.public = true,
@@ -202,8 +215,11 @@ mod tests {
     }
 
     #[test]
-    fn qualified_forms_and_case() {
-        let d = parse(&["No-Cache=\"set-cookie\", PRIVATE=\"x\""]);
-        assert!(d.no_cache && d.private);
+    fn qualified_forms_name_fields_to_omit() {
+        let d = parse(&["No-Cache=\"Set-Cookie, a\", PRIVATE=\"x\", max-age=5"]);
+        assert!(!d.no_cache && !d.private);
+        assert_eq!(d.omit_fields, ["set-cookie", "a", "x"]);
+        let plain = parse(&["no-cache, private"]);
+        assert!(plain.no_cache && plain.private);
     }
 }

@@ -66,7 +66,15 @@ pub fn decide(response: &Response<'_>) -> Storability {
     {
         return Storability::Refuse("authorization");
     }
-    if response.headers.contains_key(header::SET_COOKIE) && !response.cache_set_cookie {
+    // Set-Cookie named by no-cache="set-cookie" is dropped before storing.
+    let cookie_omitted = directives
+        .omit_fields
+        .iter()
+        .any(|field| field == "set-cookie");
+    if response.headers.contains_key(header::SET_COOKIE)
+        && !response.cache_set_cookie
+        && !cookie_omitted
+    {
         return Storability::Refuse("set-cookie");
     }
     if response.headers.get_all(header::VARY).iter().any(|value| {

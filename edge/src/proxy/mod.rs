@@ -440,6 +440,9 @@ impl Edge {
                 for name in &inner.settings.targeted {
                     head.headers.remove(name);
                 }
+                for field in &directives.omit_fields {
+                    head.headers.remove(field.as_str());
+                }
                 let stored = StoredResponse {
                     status: head.status,
                     vary: vary_values(&head.headers, &parts.headers),
