@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -87,45 +86,21 @@ async fn accept(
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::debug!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "connection limit reached; closing");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let edge = edge.clone();
-        let service = hyper::service::service_fn(move |request| {
+    shared::listener::accept_until_shutdown(
+        listener,
+        slots,
+        shutdown,
+        drain_timeout,
+        move |stream, peer| {
             let edge = edge.clone();
-            async move { Ok::<_, Infallible>(edge.handle(request, peer.ip()).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "client connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("client connections still open after the shutdown timeout; closing them");
-    }
+            let service = hyper::service::service_fn(move |request| {
+                let edge = edge.clone();
+                async move { Ok::<_, Infallible>(edge.handle(request, peer.ip()).await) }
+            });
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned()
+        },
+    )
+    .await;
 }

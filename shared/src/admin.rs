@@ -211,47 +211,28 @@ async fn accept_loop(
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "admin connection limit reached; closing");
-            continue;
-        };
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(dispatch(&state, request).await) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
+    let builder = {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "admin connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("admin connections still open after the drain timeout; dropping them");
-    }
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder
+    };
+    crate::listener::accept_until_shutdown(
+        listener,
+        slots,
+        shutdown,
+        DRAIN_TIMEOUT,
+        move |stream, _| {
+            let state = state.clone();
+            let service = hyper::service::service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(dispatch(&state, request).await) }
+            });
+            builder.serve_connection(TokioIo::new(stream), service)
+        },
+    )
+    .await;
 }
 
 async fn dispatch(state: &ServerState, request: Request<Incoming>) -> AdminResponse {

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod config;
 pub mod health;
+pub mod listener;
 pub mod metrics;
 pub mod signals;
 pub mod telemetry;
