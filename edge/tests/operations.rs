@@ -245,3 +245,19 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
         "still listening"
     );
 }
+
+#[tokio::test]
+async fn prefix_purge_keeps_path_case_and_ignores_host_case() {
+    let origin = Origin::start(|_| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/Img/1", &[]).await;
+    get(edge.http, "/img/2", &[]).await;
+    let (_, body) = admin_post(
+        edge.admin,
+        "/purge?prefix=http://SITE.test/Img/",
+        Some("secret"),
+    )
+    .await;
+    assert!(body.contains("\"removed\": 1"), "{body}");
+    assert_eq!(get(edge.http, "/img/2", &[]).await.cache(), "HIT");
+}

@@ -194,10 +194,13 @@ impl Edge {
 
     /// Purges every URL starting with `prefix` (absolute, or a path on `host`).
     pub fn purge_prefix(&self, prefix: &str, host: &str) -> usize {
-        let prefix = if prefix.starts_with("http://") {
-            prefix.to_ascii_lowercase()
-        } else {
-            format!("http://{}{prefix}", host.to_ascii_lowercase())
+        // Keys lowercase the host only; paths keep their case.
+        let prefix = match prefix.strip_prefix("http://") {
+            Some(rest) => {
+                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                format!("http://{}{path}", authority.to_ascii_lowercase())
+            }
+            None => format!("http://{}{prefix}", host.to_ascii_lowercase()),
         };
         self.inner.store.remove_prefix(&prefix)
     }
