@@ -1,0 +1,200 @@
+//! `geocdn-demo`: a complete CDN on loopback.
+//!
+//! Starts the sample origin (in this process), three edges (`eu`, `us`,
+//! `ap` on 127.0.0.11-13) and geodns on 127.0.0.1:5353 with a database
+//! built from `deploy/demo/networks.csv`, prints a walkthrough, and stops
+//! everything on Ctrl-C. The configurations are the files beside this
+//! program's source, embedded at build time and written to `target/demo/`.
+
+mod origin;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+
+const GEODNS_CONFIG: &str = include_str!("../geodns.toml");
+const NETWORKS: &str = include_str!("../networks.csv");
+const EDGES: [(&str, &str, &str); 3] = [
+    ("eu", "127.0.0.11", include_str!("../edge-eu.toml")),
+    ("us", "127.0.0.12", include_str!("../edge-us.toml")),
+    ("ap", "127.0.0.13", include_str!("../edge-ap.toml")),
+];
+const ORIGIN: &str = "127.0.0.10:8000";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let binaries = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("cannot find the directory of this program")?;
+    let work = binaries
+        .parent()
+        .map_or_else(|| binaries.join("demo"), |target| target.join("demo"));
+    std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
+    for name in ["geodns", "edge"] {
+        if !binaries.join(name).is_file() {
+            anyhow::bail!(
+                "{} is missing: run deploy/demo/run.sh (it builds every binary first)",
+                binaries.join(name).display()
+            );
+        }
+    }
+
+    std::fs::write(work.join("networks.csv"), NETWORKS)?;
+    geoip::build_from_csv(&work.join("networks.csv"), &work.join("demo.mmdb"))?;
+    std::fs::write(work.join("geodns.toml"), GEODNS_CONFIG)?;
+
+    origin::serve(ORIGIN.parse()?).await?;
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for (region, _, config) in EDGES {
+        let path = work.join(format!("edge-{region}.toml"));
+        std::fs::write(&path, config)?;
+        children.push((
+            format!("edge {region}"),
+            spawn(
+                &binaries.join("edge"),
+                &path,
+                &work.join(format!("edge-{region}.log")),
+            )?,
+        ));
+    }
+    children.push((
+        "geodns".into(),
+        spawn(
+            &binaries.join("geodns"),
+            &work.join("geodns.toml"),
+            &work.join("geodns.log"),
+        )?,
+    ));
+
+    let mut waits: Vec<SocketAddr> = EDGES
+        .iter()
+        .map(|(_, address, _)| format!("{address}:8080").parse())
+        .collect::<Result<_, _>>()?;
+    waits.push("127.0.0.1:5353".parse()?);
+    for address in waits {
+        wait_for(address, &mut children, &work).await?;
+    }
+    print_walkthrough(&children, &work);
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => println!("\nstopping..."),
+        _ = terminate.recv() => println!("\nstopping..."),
+        exited = first_exit(&mut children) => println!("\n{exited} exited unexpectedly; stopping (logs in {})", work.display()),
+    }
+    for (_, child) in &mut children {
+        let _ = child.start_kill();
+    }
+    for (_, child) in &mut children {
+        let _ = child.wait().await;
+    }
+    println!("stopped everything.");
+    Ok(())
+}
+
+fn spawn(binary: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(log)?;
+    Command::new(binary)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+async fn wait_for(
+    address: SocketAddr,
+    children: &mut [(String, Child)],
+    work: &Path,
+) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(address).await.is_ok() {
+            return Ok(());
+        }
+        for (name, child) in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!(
+                    "{name} exited ({status}) during start; see the logs in {}",
+                    work.display()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "nothing listens on {address} after 10 s; see the logs in {}",
+        work.display()
+    )
+}
+
+async fn first_exit(children: &mut [(String, Child)]) -> String {
+    loop {
+        for (name, child) in children.iter_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                return name.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_walkthrough(children: &[(String, Child)], work: &Path) {
+    let pid = |wanted: &str| {
+        children
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .and_then(|(_, child)| child.id())
+            .map_or_else(|| "?".to_string(), |pid| pid.to_string())
+    };
+    let geodns: PathBuf = work.parent().map_or_else(
+        || PathBuf::from("geodns"),
+        |target| target.join("release/geodns"),
+    );
+    println!(
+        r#"
+GeoCDN demo is running:
+  origin    http://{ORIGIN}
+  edges     eu 127.0.0.11:8080 (pid {eu}), us 127.0.0.12:8080 (pid {us}), ap 127.0.0.13:8080 (pid {ap})
+  geodns    127.0.0.1:5353 (DNS), http://127.0.0.1:9153 (admin)
+  configs   deploy/demo/*.toml (copies and logs in {work})
+
+Try it (paste into another terminal):
+
+  # Clients in three regions, told apart by EDNS Client Subnet:
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=192.0.2.0/24      # Amsterdam -> 127.0.0.11 (eu)
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=198.51.100.0/24   # New York  -> 127.0.0.12 (us)
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +subnet=203.0.113.0/24 | grep -E 'SUBNET|IN.A'   # Tokyo -> ap, with the ECS scope
+
+  # Through an edge: MISS, then HIT with Age:
+  curl -si http://127.0.0.11:8080/hello.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|age)'
+  sleep 1; curl -si http://127.0.0.11:8080/hello.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|age)'
+
+  # Why a client gets its edge:
+  {geodns} explain --config {work}/geodns.toml 192.0.2.10
+
+  # Stop the eu edge: within about a second Amsterdam is sent to the next nearest (us):
+  kill -STOP {eu}; sleep 2
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=192.0.2.0/24
+  kill -CONT {eu}      # and it comes back after two good checks
+
+  # State and metrics:
+  curl -s http://127.0.0.1:9153/status | head -40
+  curl -s http://127.0.0.11:9180/healthz
+
+Ctrl-C stops everything."#,
+        eu = pid("edge eu"),
+        us = pid("edge us"),
+        ap = pid("edge ap"),
+        work = work.display(),
+        geodns = geodns.display(),
+    );
+}
