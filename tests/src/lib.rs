@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests and for other crates' integration tests:
 //! fixtures that have to be fetched or started rather than written inline.
 
+pub mod binaries;
 pub mod dns;
 pub mod geo_databases;
 pub mod health_endpoint;
