@@ -27,6 +27,24 @@ const ORIGIN: &str = "127.0.0.10:8000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `geocdn-demo origin ADDRESS`: only the sample origin (the lab uses it).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("origin") {
+        let address: SocketAddr = args
+            .get(2)
+            .context("usage: geocdn-demo origin ADDRESS:PORT")?
+            .parse()
+            .context("origin address")?;
+        origin::serve(address).await?;
+        println!("origin serving on http://{address}");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        return Ok(());
+    }
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
