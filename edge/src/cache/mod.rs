@@ -4,6 +4,7 @@ pub mod directives;
 pub mod entry;
 pub mod key;
 pub mod policy;
+pub mod rules;
 pub mod store;
 
 pub use directives::Directives;

@@ -65,6 +65,17 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     }
 }
 
+/// The declared body length, if any and valid.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

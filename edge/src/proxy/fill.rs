@@ -1,0 +1,378 @@
+//! Fetching for the cache and storing what may be stored: the fetch and
+//! store phases of the pipeline, and revalidation (RFC 9111 section 4.3).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+
+use super::headers::{self, content_length};
+use super::{
+    Body, CacheStatus, Edge, Outcome, boxed_error, coalesce, empty_body, error_response,
+    origin_error_response,
+};
+use crate::cache::StoredResponse;
+use crate::cache::policy::{self, Storability};
+
+impl Edge {
+    /// Fetches for the cache: a GET without the client's validators and
+    /// ranges (we want the whole object), conditional on our own copy when
+    /// revalidating `stale`.
+    pub(super) async fn fetch(
+        &self,
+        key: &str,
+        parts: &hyper::http::request::Parts,
+        client: IpAddr,
+        leader: Option<coalesce::Leader>,
+        stale: Option<Arc<StoredResponse>>,
+    ) -> Response<Body> {
+        let inner = &*self.inner;
+        let finish = |leader: Option<coalesce::Leader>, outcome| {
+            if let Some(leader) = leader {
+                leader.finish(outcome);
+            }
+        };
+        let mut origin_parts = parts.clone();
+        origin_parts.method = Method::GET;
+        for name in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+        ] {
+            origin_parts.headers.remove(name);
+        }
+        if let Some(stale) = &stale {
+            if let Some(etag) = stale.etag() {
+                origin_parts
+                    .headers
+                    .insert(header::IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(modified) = stale.last_modified() {
+                origin_parts
+                    .headers
+                    .insert(header::IF_MODIFIED_SINCE, modified.clone());
+            }
+        }
+        headers::add_via(&mut origin_parts.headers, &inner.settings.name);
+        headers::append_forwarded_for(&mut origin_parts.headers, client);
+        let request_time = SystemTime::now();
+        let started = Instant::now();
+        let sent = inner
+            .origin
+            .send(&origin_parts, || Some(empty_body()))
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                inner.metrics.origin("error", started.elapsed());
+                tracing::warn!(%key, %error, "origin fetch failed");
+                finish(leader, Outcome::Failed);
+                return match stale {
+                    Some(stale)
+                        if stale.usable_on_error(SystemTime::now(), inner.settings.grace) =>
+                    {
+                        self.serve(&stale, parts, CacheStatus::Stale)
+                    }
+                    _ => origin_error_response(&error),
+                };
+            }
+        };
+        inner
+            .metrics
+            .origin_answered(response.status(), started.elapsed());
+        let response_time = SystemTime::now();
+        let (mut head, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut head.headers);
+
+        if let Some(stale) = &stale {
+            if head.status == StatusCode::NOT_MODIFIED {
+                let refreshed =
+                    self.freshen(stale, &head.headers, parts, request_time, response_time);
+                inner.store.insert(key, refreshed.clone());
+                finish(leader, Outcome::Stored);
+                return self.serve(&refreshed, parts, CacheStatus::Revalidated);
+            }
+            if head.status.is_server_error()
+                && stale.usable_on_error(response_time, inner.settings.grace)
+            {
+                finish(leader, Outcome::Failed);
+                return self.serve(stale, parts, CacheStatus::Stale);
+            }
+        }
+
+        let directives = self.directives(&head.headers);
+        if !head.headers.contains_key(header::DATE) {
+            head.headers.insert(
+                header::DATE,
+                HeaderValue::from_str(&httpdate::fmt_http_date(response_time))
+                    .unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        let date = head
+            .headers
+            .get(header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| httpdate::parse_http_date(text).ok())
+            .unwrap_or(response_time);
+        let decision = policy::decide(&policy::Response {
+            method: &Method::GET,
+            authorized: parts.headers.contains_key(header::AUTHORIZATION),
+            status: head.status,
+            headers: &head.headers,
+            directives: &directives,
+            date,
+            forced_ttl: self.forced_ttl(parts.uri.path()),
+            default_ttl: inner.settings.default_ttl,
+            cache_set_cookie: inner.settings.cache_set_cookie,
+        });
+        let too_large = content_length(&head.headers)
+            .is_some_and(|length| length > inner.settings.max_object_size);
+        let Storability::Store(lifetime) = decision else {
+            if let Storability::Refuse(reason) = decision {
+                tracing::debug!(%key, reason, "not storing");
+            }
+            finish(leader, Outcome::Uncacheable);
+            return self.stream(head, body, parts, CacheStatus::Miss);
+        };
+        if too_large {
+            finish(leader, Outcome::Uncacheable);
+            return self.stream(head, body, parts, CacheStatus::Miss);
+        }
+        let expected = content_length(&head.headers);
+        let limit = inner.settings.max_object_size;
+        match collect_bounded(body, expected, limit, inner.origin.total_timeout).await {
+            Collected::Whole(bytes) => {
+                for name in &inner.settings.targeted {
+                    head.headers.remove(name);
+                }
+                for field in &directives.omit_fields {
+                    head.headers.remove(field.as_str());
+                }
+                let stored = StoredResponse {
+                    status: head.status,
+                    vary: vary_values(&head.headers, &parts.headers),
+                    age_value: age_header(&head.headers),
+                    headers: owned_headers(&head.headers),
+                    body: bytes,
+                    request_time,
+                    response_time,
+                    date,
+                    lifetime,
+                    directives,
+                };
+                let kept = inner.store.insert(key, stored.clone());
+                finish(
+                    leader,
+                    if kept {
+                        Outcome::Stored
+                    } else {
+                        Outcome::Uncacheable
+                    },
+                );
+                self.serve(&stored, parts, CacheStatus::Miss)
+            }
+            Collected::TooLarge(prefix, rest) => {
+                finish(leader, Outcome::Uncacheable);
+                use futures_util::{StreamExt, TryStreamExt};
+                let rest = TryStreamExt::map_err(BodyStream::new(rest), boxed_error);
+                let first = futures_util::stream::once(async move {
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(prefix))
+                });
+                let stream = first.chain(rest);
+                let body: Body = BodyExt::boxed(StreamBody::new(stream));
+                self.respond_streamed(head, body, parts, CacheStatus::Miss)
+            }
+            Collected::Failed(error) => {
+                tracing::warn!(%key, %error, "origin body failed");
+                finish(leader, Outcome::Failed);
+                error_response(StatusCode::BAD_GATEWAY, "origin response incomplete")
+            }
+        }
+    }
+
+    /// RFC 9111 section 4.3.4: a 304 updates the stored headers.
+    fn freshen(
+        &self,
+        stale: &StoredResponse,
+        update: &HeaderMap,
+        parts: &hyper::http::request::Parts,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> StoredResponse {
+        let mut headers = stale.headers.clone();
+        for name in update.keys() {
+            if name == header::CONTENT_LENGTH || self.inner.settings.targeted.contains(name) {
+                continue;
+            }
+            headers.remove(name);
+            for value in update.get_all(name) {
+                if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+                    headers.append(name.clone(), copy);
+                }
+            }
+        }
+        let mut merged_for_directives = headers.clone();
+        for name in &self.inner.settings.targeted {
+            if let Some(value) = update.get(name) {
+                merged_for_directives.insert(name.clone(), value.clone());
+            }
+        }
+        let directives = self.directives(&merged_for_directives);
+        let date = headers
+            .get(header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| httpdate::parse_http_date(text).ok())
+            .unwrap_or(response_time);
+        let lifetime = match policy::decide(&policy::Response {
+            method: &Method::GET,
+            authorized: false,
+            status: stale.status,
+            headers: &headers,
+            directives: &directives,
+            date,
+            forced_ttl: self.forced_ttl(parts.uri.path()),
+            default_ttl: self.inner.settings.default_ttl,
+            cache_set_cookie: true,
+        }) {
+            Storability::Store(lifetime) => lifetime,
+            Storability::Refuse(_) => Duration::ZERO,
+        };
+        StoredResponse {
+            status: stale.status,
+            age_value: age_header(&headers),
+            headers,
+            body: stale.body.clone(),
+            request_time,
+            response_time,
+            date,
+            lifetime,
+            directives,
+            vary: stale.vary.clone(),
+        }
+    }
+
+    pub(super) fn stream(
+        &self,
+        head: hyper::http::response::Parts,
+        body: Incoming,
+        parts: &hyper::http::request::Parts,
+        status: CacheStatus,
+    ) -> Response<Body> {
+        self.respond_streamed(head, body.map_err(boxed_error).boxed(), parts, status)
+    }
+
+    fn respond_streamed(
+        &self,
+        mut head: hyper::http::response::Parts,
+        body: Body,
+        parts: &hyper::http::request::Parts,
+        status: CacheStatus,
+    ) -> Response<Body> {
+        self.inner.metrics.request(status);
+        head.headers
+            .insert("x-cache", HeaderValue::from_static(status.as_str()));
+        let body = if parts.method == Method::HEAD {
+            empty_body()
+        } else {
+            body
+        };
+        Response::from_parts(head, body)
+    }
+}
+
+/// A copy of `headers` that owns its bytes. hyper parses header values as
+/// slices of the connection's read buffer, so a stored `HeaderMap` would
+/// otherwise keep that whole buffer (often as large as the body) alive for
+/// as long as the entry lives, invisible to the store's accounting.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), copy);
+        }
+    }
+    owned
+}
+
+fn age_header(headers: &HeaderMap) -> Duration {
+    headers
+        .get(header::AGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs)
+}
+
+fn vary_values(
+    response: &HeaderMap,
+    request: &HeaderMap,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    let mut names: Vec<HeaderName> = response
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let value = request
+                .get(&name)
+                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok());
+            (name, value)
+        })
+        .collect()
+}
+
+enum Collected {
+    Whole(Bytes),
+    /// Over the limit: what was read, and the rest of the body.
+    TooLarge(Bytes, Incoming),
+    Failed(String),
+}
+
+/// Reads a body up to `limit` bytes within `timeout`. The stored copy is
+/// sized exactly: a buffer grown by doubling would keep up to twice the
+/// body alive, memory the store's accounting would not see.
+async fn collect_bounded(
+    mut body: Incoming,
+    expected: Option<usize>,
+    limit: usize,
+    timeout: Duration,
+) -> Collected {
+    let mut buffer = BytesMut::with_capacity(expected.unwrap_or(0).min(limit.saturating_add(1)));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => return Err(error.to_string()),
+            };
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+                if buffer.len() > limit {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(true)) if buffer.capacity() > buffer.len() + buffer.len() / 16 => {
+            Collected::Whole(Bytes::copy_from_slice(&buffer))
+        }
+        Ok(Ok(true)) => Collected::Whole(buffer.freeze()),
+        Ok(Ok(false)) => Collected::TooLarge(buffer.freeze(), body),
+        Ok(Err(error)) => Collected::Failed(error),
+        Err(_) => Collected::Failed(format!("body not complete within {timeout:?}")),
+    }
+}
