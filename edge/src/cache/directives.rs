@@ -29,6 +29,9 @@ pub struct Directives {
     pub public: bool,
     /// `must-revalidate`: never served stale.
     pub must_revalidate: bool,
+    /// `must-understand`: store only if the status code's caching rules are
+    /// understood, and then `no-store` may be ignored (RFC 9111 section 5.2.2.3).
+    pub must_understand: bool,
     /// `proxy-revalidate`: like `must-revalidate` for shared caches.
     pub proxy_revalidate: bool,
     /// `max-age` in seconds.
@@ -76,6 +79,7 @@ impl Directives {
             "private" => self.private = true,
             "public" => self.public = true,
             "must-revalidate" => self.must_revalidate = true,
+            "must-understand" => self.must_understand = true,
             "proxy-revalidate" => self.proxy_revalidate = true,
             "max-age" if !seen.max_age => {
                 seen.max_age = true;

@@ -10,6 +10,12 @@ use super::directives::Directives;
 
 /// Statuses cacheable by default (RFC 9110 section 15.1).
 const HEURISTICALLY_CACHEABLE: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+/// Statuses whose caching rules we implement (RFC 9110 section 15): the
+/// heuristically cacheable ones and the other final codes of RFC 9110.
+const UNDERSTOOD: [u16; 27] = [
+    200, 203, 204, 300, 301, 302, 303, 307, 308, 400, 403, 404, 405, 406, 409, 410, 411, 412, 413,
+    414, 415, 416, 417, 421, 501, 502, 503,
+];
 /// Upper bound of heuristic freshness.
 const MAX_HEURISTIC: Duration = Duration::from_secs(24 * 3600);
 
@@ -51,7 +57,13 @@ pub fn decide(response: &Response<'_>) -> Storability {
     if response.method != Method::GET {
         return Storability::Refuse("method");
     }
-    if directives.no_store {
+    // Section 5.2.2.3: with must-understand, a cache that understands the
+    // status code may ignore no-store; one that does not must not store.
+    let understood = UNDERSTOOD.contains(&response.status.as_u16());
+    if directives.must_understand && !understood {
+        return Storability::Refuse("must-understand with an unknown status");
+    }
+    if directives.no_store && !(directives.must_understand && understood) {
         return Storability::Refuse("no-store");
     }
     if directives.private {

@@ -138,3 +138,23 @@ fn nothing_to_go_on_is_not_stored() {
         store(30)
     );
 }
+
+#[test]
+fn must_understand_overrides_no_store_for_known_statuses() {
+    assert_eq!(
+        decide_with(
+            200,
+            &[("cache-control", "max-age=60, must-understand, no-store")],
+            false
+        ),
+        store(60)
+    );
+    assert!(matches!(
+        decide_with(
+            299,
+            &[("cache-control", "max-age=60, must-understand, no-store")],
+            false
+        ),
+        Storability::Refuse(_)
+    ));
+}
