@@ -111,7 +111,10 @@ impl Daemon {
                     }
                     match self.reload() {
                         Ok(()) => tracing::info!(config = %self.config_path.display(), "configuration reloaded"),
-                        Err(error) => tracing::error!("reload failed, still serving the previous configuration: {error:#}"),
+                        Err(error) => tracing::error!(
+                            "reload failed, still serving the previous configuration: {}",
+                            shared::report::describe(error.as_ref())
+                        ),
                     }
                 }
             }

@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
     match cli.command.run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", shared::report::describe(error.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod report;
 pub mod signals;
 pub mod telemetry;
 pub mod units;
