@@ -1,6 +1,6 @@
 //! The edge's admin routes: `/healthz` (the shared health document),
-//! `/metrics`, purges and drain. Purge and drain change state and need the
-//! bearer token.
+//! `/metrics`, `/ring` (the fill ring), purges and drain. Purge and drain change state and need the
+//! bearer token. With `[cluster]`, a purge is also published to every edge.
 
 use std::sync::Arc;
 
@@ -8,9 +8,11 @@ use hyper::StatusCode;
 use serde::Serialize;
 use shared::EdgeStatus;
 use shared::admin::{AdminRequest, AdminRouter, respond, respond_json};
+use shared::cluster::PurgeScope;
 use shared::health::{CacheFill, HealthReport, Load, Utilisation};
 use shared::metrics::Registry;
 
+use crate::cluster::PurgePublisher;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
 
@@ -20,11 +22,13 @@ pub fn router(
     registry: Arc<Registry>,
     metrics: Arc<EdgeMetrics>,
     max_connections: usize,
+    publisher: Option<Arc<PurgePublisher>>,
 ) -> AdminRouter {
     let health_edge = edge.clone();
     let metrics_edge = edge.clone();
     let purge_edge = edge.clone();
     let drain_edge = edge.clone();
+    let ring_edge = edge.clone();
     let pool_edge = edge;
     AdminRouter::new()
         .get("/healthz", move |_| {
@@ -37,9 +41,14 @@ pub fn router(
             let body = shared::metrics::encode(&registry);
             async move { respond(StatusCode::OK, shared::metrics::CONTENT_TYPE, body) }
         })
+        .get("/ring", move |_| {
+            let body = ring(&ring_edge);
+            async move { respond_json(StatusCode::OK, &body) }
+        })
         .post("/purge", move |request| {
-            let result = purge(&purge_edge, &request);
-            async move { result }
+            let edge = purge_edge.clone();
+            let publisher = publisher.clone();
+            async move { purge(&edge, &request, publisher.as_deref()).await }
         })
         .post("/drain", move |_| {
             drain_edge.set_draining(true);
@@ -84,20 +93,62 @@ fn json_response(report: &HealthReport) -> shared::admin::AdminResponse {
 }
 
 #[derive(Serialize)]
+struct RingReport {
+    node: String,
+    peers: Vec<RingPeer>,
+}
+
+#[derive(Serialize)]
+struct RingPeer {
+    name: String,
+    url: String,
+}
+
+/// `GET /ring`: the other edges this one fills from (configured and announced).
+fn ring(edge: &Edge) -> RingReport {
+    RingReport {
+        node: edge.name().to_string(),
+        peers: edge
+            .ring()
+            .peers()
+            .iter()
+            .map(|peer| RingPeer {
+                name: peer.name.clone(),
+                url: peer.base.to_string(),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
 struct Purged {
     removed: usize,
+    /// The etcd revision of the published purge, with `[cluster]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published_revision: Option<i64>,
 }
 
 /// `POST /purge?url=URL`, `?prefix=PREFIX` or `?all=1`; `host` names the
-/// site for path-only URLs.
-fn purge(edge: &Edge, request: &AdminRequest) -> shared::admin::AdminResponse {
-    let host = request.query_param("host").unwrap_or("");
-    let removed = if let Some(url) = request.query_param("url") {
-        edge.purge_url(&percent_decode(url), host)
+/// site for path-only URLs. Applied here, then published to the cluster; a
+/// purge that cannot be published is reported as 503 (it was applied here).
+async fn purge(
+    edge: &Edge,
+    request: &AdminRequest,
+    publisher: Option<&PurgePublisher>,
+) -> shared::admin::AdminResponse {
+    let host = percent_decode(request.query_param("host").unwrap_or(""));
+    let scope = if let Some(url) = request.query_param("url") {
+        PurgeScope::Url {
+            url: percent_decode(url),
+            host,
+        }
     } else if let Some(prefix) = request.query_param("prefix") {
-        edge.purge_prefix(&percent_decode(prefix), host)
+        PurgeScope::Prefix {
+            prefix: percent_decode(prefix),
+            host,
+        }
     } else if request.query_param("all").is_some() {
-        edge.store().clear()
+        PurgeScope::All
     } else {
         return respond(
             StatusCode::BAD_REQUEST,
@@ -105,8 +156,31 @@ fn purge(edge: &Edge, request: &AdminRequest) -> shared::admin::AdminResponse {
             "give url=, prefix= or all=1\n",
         );
     };
-    tracing::info!(removed, "purge");
-    respond_json(StatusCode::OK, &Purged { removed })
+    let removed = edge.purge(&scope);
+    tracing::info!(removed, ?scope, "purge");
+    let published_revision = match publisher {
+        Some(publisher) => match publisher.publish(scope).await {
+            Ok(revision) => Some(revision),
+            Err(error) => {
+                tracing::error!(%error, "purge applied here but not published to the cluster");
+                return respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!(
+                        "purged {removed} here, but not published to the other edges: {error}\n"
+                    ),
+                );
+            }
+        },
+        None => None,
+    };
+    respond_json(
+        StatusCode::OK,
+        &Purged {
+            removed,
+            published_revision,
+        },
+    )
 }
 
 /// Decodes `%XX` escapes in a query value.

@@ -1,6 +1,6 @@
 //! The edge configuration file.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
 use shared::{AdminConfig, ByteSize, Duration};
@@ -23,6 +23,120 @@ pub struct Config {
     /// Admin HTTP (health, metrics, purge, drain).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// etcd: membership, cluster-wide purges and the regional fill ring.
+    /// Without it the edge stands alone, configured by this file only.
+    #[serde(default)]
+    pub cluster: Option<shared::cluster::EtcdConfig>,
+    /// What this edge announces to geodns through `[cluster]`.
+    #[serde(default)]
+    pub announce: Option<AnnounceConfig>,
+    /// Where misses go before the origin: the owner of the key among the
+    /// region's edges, then a parent.
+    #[serde(default)]
+    pub fill: FillConfig,
+}
+
+/// `[announce]`: the member record this edge keeps alive in etcd; geodns
+/// answers with it once its health checks pass. The edge's name is
+/// `server.name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// The geodns service it serves.
+    pub service: String,
+    /// Its region (geodns rules; the fill ring of edges).
+    pub region: String,
+    /// Where it is.
+    pub location: Location,
+    /// Public IPv4 addresses for A answers.
+    #[serde(default)]
+    pub ipv4: Vec<Ipv4Addr>,
+    /// Public IPv6 addresses for AAAA answers.
+    #[serde(default)]
+    pub ipv6: Vec<Ipv6Addr>,
+    /// Where geodns polls health; default `http://<admin.listen>/healthz`,
+    /// which must then be reachable from geodns (not loopback in production).
+    #[serde(default)]
+    pub health_url: Option<String>,
+    /// Where peers fetch from; default `http://<first server.listen>`.
+    #[serde(default)]
+    pub fill_url: Option<String>,
+    /// Preference among equals.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Lease time to live: a dead edge leaves the answers this long after
+    /// its last keep-alive.
+    #[serde(default = "default_lease_ttl")]
+    pub ttl: Duration,
+}
+
+/// Degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// -90..=90.
+    pub latitude: f64,
+    /// -180..=180.
+    pub longitude: f64,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[fill]`: regional fill. The edges of a region hash each key to an
+/// owner (rendezvous hashing); a miss elsewhere is fetched from the owner,
+/// which fetches from the parent or origin, so the origin sees about one
+/// fetch per object per region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FillConfig {
+    /// Take the ring from the edges announced in etcd with this edge's
+    /// service and region (needs `[cluster]` and `[announce]`).
+    #[serde(default = "default_true")]
+    pub from_cluster: bool,
+    /// Edges of the ring listed here, with or without etcd.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// A parent edge (shield) asked before the origin, e.g. in another region.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Peers tried for one miss before going to the parent or origin.
+    #[serde(default = "default_peer_attempts")]
+    pub peer_attempts: usize,
+}
+
+impl Default for FillConfig {
+    fn default() -> Self {
+        Self {
+            from_cluster: true,
+            peers: Vec::new(),
+            parent: None,
+            peer_attempts: default_peer_attempts(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_peer_attempts() -> usize {
+    2
+}
+
+/// `[[fill.peers]]`: one edge of the ring.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its `server.name` (this edge may list itself).
+    pub name: String,
+    /// Its client-facing base URL, `http://host:port`.
+    pub url: String,
 }
 
 /// `[server]`.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use shared::{AdminServer, Signals};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, DEFAULT_ADMIN_PORT};
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
@@ -18,6 +19,7 @@ pub struct Daemon {
     http: HttpServer,
     admin: AdminServer,
     edge: Edge,
+    cluster: Option<Cluster>,
 }
 
 /// Loads and validates a configuration file.
@@ -26,6 +28,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
     Edge::new(&config, metrics).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    Cluster::validate(&config).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     Ok(config)
 }
 
@@ -36,11 +39,13 @@ impl Daemon {
         let metrics = EdgeMetrics::register(&mut registry);
         let edge = Edge::new(config, metrics.clone())?;
         let http = HttpServer::start(&config.server, edge.clone(), shutdown.clone()).await?;
+        let cluster = Cluster::start(config, &edge, &mut registry, &shutdown)?;
         let router = crate::admin::router(
             edge.clone(),
             Arc::new(registry),
             metrics,
             config.server.max_connections,
+            cluster.as_ref().map(Cluster::publisher),
         );
         let admin_address = config.admin.listen_or(DEFAULT_ADMIN_PORT);
         let admin = AdminServer::start(admin_address, &config.admin, router, shutdown)
@@ -48,7 +53,12 @@ impl Daemon {
             .map_err(|error| {
                 anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
             })?;
-        Ok(Self { http, admin, edge })
+        Ok(Self {
+            http,
+            admin,
+            edge,
+            cluster,
+        })
     }
 
     /// Client addresses bound.
@@ -59,6 +69,10 @@ impl Daemon {
     /// Waits for shutdown, then for in-flight requests (bounded).
     pub async fn run(self, signals: Signals) {
         signals.shutdown.cancelled().await;
+        // Leave the answers first, so that no new client is sent here.
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
+        }
         tracing::info!(
             in_flight = self.edge.in_flight(),
             "stopping: finishing in-flight requests"

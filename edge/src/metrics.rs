@@ -29,6 +29,11 @@ struct OriginLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: &'static str,
+}
+
 /// Every metric the edge exports.
 #[derive(Debug)]
 pub struct EdgeMetrics {
@@ -36,6 +41,7 @@ pub struct EdgeMetrics {
     bytes_served: Counter,
     origin_requests: Family<OriginLabels, Counter>,
     origin_latency: AtomicHistogram,
+    fills: Family<UpstreamLabels, Counter>,
     /// Entries evicted for space (updated at scrape).
     pub evictions: Counter,
     /// Stored entries (updated at scrape).
@@ -55,6 +61,7 @@ impl EdgeMetrics {
             bytes_served: Counter::default(),
             origin_requests: Family::default(),
             origin_latency: AtomicHistogram::exponential(0.0005, 16),
+            fills: Family::default(),
             evictions: Counter::default(),
             entries: Gauge::default(),
             stored_bytes: Gauge::default(),
@@ -80,6 +87,11 @@ impl EdgeMetrics {
             "edge_origin_duration_seconds",
             "Time to the origin's response head",
             metrics.origin_latency.clone(),
+        );
+        registry.register(
+            "edge_fills",
+            "Cache fills by who answered: a peer of the region, the parent or an origin",
+            metrics.fills.clone(),
         );
         registry.register(
             "edge_cache_evictions",
@@ -139,6 +151,15 @@ impl EdgeMetrics {
             },
             elapsed,
         );
+    }
+
+    /// Counts a fill answered by `upstream`.
+    pub fn filled_from(&self, upstream: crate::proxy::Upstream) {
+        self.fills
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.as_str(),
+            })
+            .inc();
     }
 
     /// Publishes the store's figures (called before each scrape).

@@ -1,4 +1,6 @@
-//! geodns's admin routes: `/healthz`, `/status`, `/explain?ip=`, `/metrics`.
+//! geodns's admin routes: `/healthz`, `/status`, `/explain?ip=`, `/metrics`,
+//! and with `[cluster]` the cluster-wide `POST /drain?edge=` and
+//! `POST /pool?edge=` (bearer token), the same as `geodns ctl`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,6 +11,8 @@ use serde::Serialize;
 use shared::admin::{AdminRouter, respond, respond_json};
 use shared::metrics::Registry;
 
+use crate::cluster::ctl::Control;
+use crate::cluster::{ClusterStatus, ClusterStatusReport};
 use crate::health::{HealthTable, LastCheck};
 use crate::snapshot::Snapshot;
 
@@ -17,16 +21,23 @@ pub fn router(
     snapshot: Arc<ArcSwap<Snapshot>>,
     health: Arc<HealthTable>,
     registry: Arc<Registry>,
+    cluster: Option<Arc<ClusterStatus>>,
 ) -> AdminRouter {
     let status_snapshot = snapshot.clone();
     let status_health = health.clone();
+    let drain_snapshot = snapshot.clone();
+    let pool_snapshot = snapshot.clone();
     AdminRouter::new()
         .metrics(registry)
         .get("/healthz", |_| async {
             respond(StatusCode::OK, "text/plain", "ok\n")
         })
         .get("/status", move |_| {
-            let body = status(&status_snapshot.load(), status_health.epoch());
+            let body = status(
+                &status_snapshot.load(),
+                status_health.epoch(),
+                cluster.as_deref(),
+            );
             async move { respond_json(StatusCode::OK, &body) }
         })
         .get("/explain", move |request| {
@@ -45,6 +56,53 @@ pub fn router(
                 )
             }
         })
+        .post("/drain", move |request| {
+            let etcd = drain_snapshot.load().config.cluster.clone();
+            async move { set_admin_state(etcd, request, true).await }
+        })
+        .post("/pool", move |request| {
+            let etcd = pool_snapshot.load().config.cluster.clone();
+            async move { set_admin_state(etcd, request, false).await }
+        })
+}
+
+/// Drains (or pools) `?edge=NAME` cluster-wide through etcd.
+async fn set_admin_state(
+    etcd: Option<shared::cluster::EtcdConfig>,
+    request: shared::admin::AdminRequest,
+    drain: bool,
+) -> shared::admin::AdminResponse {
+    let Some(etcd) = etcd else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "no [cluster] configured: drain an edge with its own POST /drain\n",
+        );
+    };
+    let Some(edge) = request.query_param("edge").filter(|edge| !edge.is_empty()) else {
+        return respond(StatusCode::BAD_REQUEST, "text/plain", "give ?edge=NAME\n");
+    };
+    let result = async {
+        let mut control = Control::connect(&etcd).await?;
+        if drain {
+            control.drain(edge, Some("admin API".into())).await
+        } else {
+            control.pool(edge).await.map(|_| ())
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(edge, drained = drain, "admin state written to etcd");
+            let state = if drain { "drained\n" } else { "pooled\n" };
+            respond(StatusCode::OK, "text/plain", state)
+        }
+        Err(error) => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("{error}\n"),
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -56,6 +114,9 @@ struct Status {
     overrides: usize,
     zones: Vec<ZoneStatus>,
     services: Vec<ServiceStatus>,
+    /// The etcd watch, with `[cluster]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterStatusReport>,
 }
 
 #[derive(Serialize)]
@@ -92,12 +153,15 @@ struct EdgeStatusReport {
     weight: u32,
     bias_km: f64,
     health_url: Option<String>,
+    announced: bool,
+    drained: bool,
     status: shared::EdgeStatus,
     last_check: Option<LastCheck>,
 }
 
-fn status(snapshot: &Snapshot, health_epoch: u64) -> Status {
+fn status(snapshot: &Snapshot, health_epoch: u64, cluster: Option<&ClusterStatus>) -> Status {
     Status {
+        cluster: cluster.map(ClusterStatus::report),
         config: snapshot
             .source
             .as_ref()
@@ -152,6 +216,8 @@ fn status(snapshot: &Snapshot, health_epoch: u64) -> Status {
                         weight: edge.weight,
                         bias_km: edge.bias_km,
                         health_url: edge.health.as_ref().map(|health| health.url().to_string()),
+                        announced: edge.announced,
+                        drained: edge.drained,
                         status: edge
                             .health
                             .as_ref()

@@ -38,6 +38,10 @@ pub struct Config {
     /// Geo services, by name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// etcd, where edges announce themselves and operators drain them;
+    /// without it the edges are exactly those listed here.
+    #[serde(default)]
+    pub cluster: Option<shared::cluster::EtcdConfig>,
 }
 
 /// `[server]`.
@@ -266,7 +270,9 @@ pub struct ServiceConfig {
     /// What to answer when the client cannot be located.
     #[serde(default)]
     pub fallback: Fallback,
-    /// The edges.
+    /// The edges listed here; edges announcing this service through
+    /// `[cluster]` are added to them.
+    #[serde(default)]
     pub edges: Vec<EdgeConfig>,
     /// Countries or continents pinned to regions.
     #[serde(default)]

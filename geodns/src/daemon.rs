@@ -3,7 +3,9 @@
 //! Start: load and validate the config (exit on error), start health
 //! checkers, bind DNS and admin listeners. SIGHUP: build a new snapshot from
 //! the file; publish it only if it validates, else keep serving the old one
-//! and say why. SIGTERM/SIGINT: stop accepting, finish, exit.
+//! and say why. With `[cluster]`: follow etcd and publish a snapshot with
+//! the announced edges whenever membership or admin state changes.
+//! SIGTERM/SIGINT: stop accepting, finish, exit.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,9 +13,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use shared::{AdminServer, Signals};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::Responder;
+use crate::cluster::ClusterView;
 use crate::config::DEFAULT_ADMIN_PORT;
 use crate::health::HealthTable;
 use crate::metrics::DnsMetrics;
@@ -28,6 +32,8 @@ pub struct Daemon {
     metrics: Arc<DnsMetrics>,
     dns: DnsServer,
     admin: AdminServer,
+    /// Membership from etcd, when `[cluster]` is configured.
+    cluster: Option<watch::Receiver<Arc<ClusterView>>>,
 }
 
 impl Daemon {
@@ -36,7 +42,16 @@ impl Daemon {
         let mut registry = shared::metrics::new_registry("geodns", env!("CARGO_PKG_VERSION"));
         let metrics = DnsMetrics::register(&mut registry);
         let health = Arc::new(HealthTable::new(metrics.clone(), shutdown.clone()));
-        let snapshot = Snapshot::load(config_path, &health, &metrics)?;
+        let snapshot = Snapshot::load(config_path, &health, &metrics, &ClusterView::default())?;
+        let (cluster, cluster_status) = match &snapshot.config.cluster {
+            Some(etcd) => {
+                let cluster_metrics = shared::cluster::ClusterMetrics::register(&mut registry);
+                let (view, status) =
+                    shared::cluster::follow(etcd.clone(), cluster_metrics, shutdown.clone());
+                (Some(view), Some(status))
+            }
+            None => (None, None),
+        };
         health.reconcile(&snapshot.health_checks());
         let server_config = snapshot.config.server.clone();
         let admin_config = snapshot.config.admin.clone();
@@ -49,7 +64,12 @@ impl Daemon {
             server_config.max_udp_payload,
         );
         let dns = DnsServer::start(&server_config, responder, metrics.clone(), shutdown.clone())?;
-        let router = crate::admin::router(snapshot.clone(), health.clone(), Arc::new(registry));
+        let router = crate::admin::router(
+            snapshot.clone(),
+            health.clone(),
+            Arc::new(registry),
+            cluster_status,
+        );
         let admin = AdminServer::start(
             admin_config.listen_or(DEFAULT_ADMIN_PORT),
             &admin_config,
@@ -70,6 +90,7 @@ impl Daemon {
             metrics,
             dns,
             admin,
+            cluster,
         })
     }
 
@@ -83,16 +104,28 @@ impl Daemon {
         self.admin.local_addr()
     }
 
+    /// The cluster view last seen (empty without `[cluster]`).
+    fn cluster_view(&self) -> Arc<ClusterView> {
+        self.cluster
+            .as_ref()
+            .map(|receiver| receiver.borrow().clone())
+            .unwrap_or_default()
+    }
+
     /// Rebuilds the snapshot from the file; keeps the old one on error.
     pub fn reload(&self) -> anyhow::Result<()> {
-        let result = Snapshot::load(&self.config_path, &self.health, &self.metrics);
+        let view = self.cluster_view();
+        let result = Snapshot::load(&self.config_path, &self.health, &self.metrics, &view);
         self.metrics.reload(result.is_ok());
         let snapshot = result?;
         let current = self.snapshot.load();
         if snapshot.config.server.listen != current.config.server.listen
             || snapshot.config.admin != current.config.admin
+            || snapshot.config.cluster != current.config.cluster
         {
-            tracing::warn!("server.listen and [admin] changes take effect at the next restart");
+            tracing::warn!(
+                "server.listen, [admin] and [cluster] changes take effect at the next restart"
+            );
         }
         self.health.reconcile(&snapshot.health_checks());
         log_loaded(&snapshot);
@@ -100,11 +133,47 @@ impl Daemon {
         Ok(())
     }
 
-    /// Serves until shutdown, reloading on each SIGHUP.
+    /// Publishes the current snapshot with the edges of a new cluster view.
+    fn apply_cluster(&self) {
+        let view = self.cluster_view();
+        let current = self.snapshot.load();
+        match current.with_cluster(&self.health, &self.metrics, &view) {
+            Ok(snapshot) => {
+                self.health.reconcile(&snapshot.health_checks());
+                self.snapshot.store(Arc::new(snapshot));
+                tracing::info!(
+                    members = view.members.len(),
+                    drained = view.admin.len(),
+                    "cluster membership applied"
+                );
+            }
+            Err(error) => tracing::error!(
+                "cluster membership not applied: {}",
+                shared::report::describe(error.as_ref())
+            ),
+        }
+    }
+
+    /// Serves until shutdown, reloading on each SIGHUP and following the
+    /// cluster view.
     pub async fn run(self, mut signals: Signals) {
+        let mut cluster = self.cluster.clone();
         loop {
+            let cluster_changed = async {
+                match cluster.as_mut() {
+                    Some(receiver) => receiver.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = signals.shutdown.cancelled() => break,
+                alive = cluster_changed => {
+                    if alive {
+                        self.apply_cluster();
+                    } else {
+                        cluster = None;
+                    }
+                }
                 changed = signals.reload.changed() => {
                     if changed.is_err() {
                         break;

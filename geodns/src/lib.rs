@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod daemon;

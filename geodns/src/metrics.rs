@@ -247,6 +247,7 @@ impl DnsMetrics {
             "Configuration reloads by result",
             metrics.reloads.clone(),
         );
+
         std::sync::Arc::new(metrics)
     }
 

@@ -8,12 +8,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use geoip::Locator;
+use geoip::{Coordinates, Locator};
 use hickory_proto::rr::LowerName;
+use shared::EdgeStatus;
 
+use crate::cluster::ClusterView;
 use crate::config::{Config, EdgeConfig, Fallback, HealthConfig, ServiceConfig};
 use crate::geo::{Edge, Rule, ScopeFinder, Service};
 use crate::health::HealthTable;
@@ -28,14 +31,14 @@ pub struct Snapshot {
     /// The configuration it was built from.
     pub config: Config,
     /// Zones, in config order.
-    pub zones: Vec<Zone>,
-    zone_index: HashMap<LowerName, usize>,
+    pub zones: Arc<Vec<Zone>>,
+    zone_index: Arc<HashMap<LowerName, usize>>,
     /// Geo services, indexed by [`ServiceId`].
     pub services: Vec<Service>,
     /// Counters per service, same index.
     pub counters: Vec<ServiceCounters>,
     /// Geolocation.
-    pub locator: Locator,
+    pub locator: Arc<Locator>,
     /// ECS scope memo.
     pub scope: ScopeFinder,
     /// When it was built.
@@ -43,25 +46,34 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Loads `path` and builds a snapshot from it.
-    pub fn load(path: &Path, health: &HealthTable, metrics: &DnsMetrics) -> anyhow::Result<Self> {
+    /// Loads `path` and builds a snapshot from it and the cluster view.
+    pub fn load(
+        path: &Path,
+        health: &HealthTable,
+        metrics: &DnsMetrics,
+        cluster: &ClusterView,
+    ) -> anyhow::Result<Self> {
         let config: Config = shared::config::load(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        let mut snapshot = Self::build(config, base_dir, health, metrics)
+        let mut snapshot = Self::build(config, base_dir, health, metrics, cluster)
             .with_context(|| format!("{}", path.display()))?;
         snapshot.source = Some(path.to_path_buf());
         Ok(snapshot)
     }
 
     /// Validates `config` and builds the snapshot; relative paths in it are
-    /// taken from `base_dir`.
+    /// taken from `base_dir`. Edges announced in `cluster` join their services.
     pub fn build(
         config: Config,
         base_dir: &Path,
         health: &HealthTable,
         metrics: &DnsMetrics,
+        cluster: &ClusterView,
     ) -> anyhow::Result<Self> {
-        let locator = crate::sources::open_locator(&config.geoip, base_dir)?;
+        if let Some(etcd) = &config.cluster {
+            etcd.validate()?;
+        }
+        let locator = Arc::new(crate::sources::open_locator(&config.geoip, base_dir)?);
         if locator.databases().is_empty()
             && locator.overrides().is_empty()
             && !config.services.is_empty()
@@ -70,50 +82,41 @@ impl Snapshot {
                 "no geoip databases or overrides configured: every client gets the fallback answer"
             );
         }
-        let mut services = Vec::new();
-        let mut counters = Vec::new();
-        let mut geo_names: HashMap<&str, Vec<(String, ServiceId)>> = HashMap::new();
-        for (name, service) in &config.services {
-            let key = format!("services.{name}");
-            if !config.zones.contains_key(&service.zone) {
-                bail!("{key}.zone: no zone \"{}\" is configured", service.zone);
-            }
-            let id = services.len();
-            for owner in &service.names {
-                geo_names
-                    .entry(service.zone.as_str())
-                    .or_default()
-                    .push((owner.clone(), id));
-            }
-            let built = build_service(name, service, &config.health, &locator, health, &key)?;
-            let edge_names: Vec<String> =
-                built.edges.iter().map(|edge| edge.name.clone()).collect();
-            counters.push(metrics.service_counters(name, &edge_names));
-            services.push(built);
-        }
-        let mut zones = Vec::new();
-        let mut zone_index = HashMap::new();
-        for (apex, zone_config) in &config.zones {
-            let names = geo_names.get(apex.as_str()).map_or(&[][..], Vec::as_slice);
-            let zone = build_zone(apex, zone_config, base_dir, names)?;
-            if zone_index
-                .insert(zone.apex().clone(), zones.len())
-                .is_some()
-            {
-                bail!("zones.\"{apex}\": configured twice");
-            }
-            zones.push(zone);
-        }
+        let (services, counters) = build_services(&config, &locator, health, metrics, cluster)?;
+        let (zones, zone_index) = build_zones(&config, base_dir)?;
         Ok(Self {
             source: None,
             config,
-            zones,
-            zone_index,
+            zones: Arc::new(zones),
+            zone_index: Arc::new(zone_index),
             services,
             counters,
             locator,
             scope: ScopeFinder::default(),
             loaded_at: SystemTime::now(),
+        })
+    }
+
+    /// The same configuration with the edges of a new cluster view; zones
+    /// and databases are shared, not rebuilt.
+    pub fn with_cluster(
+        &self,
+        health: &HealthTable,
+        metrics: &DnsMetrics,
+        cluster: &ClusterView,
+    ) -> anyhow::Result<Self> {
+        let (services, counters) =
+            build_services(&self.config, &self.locator, health, metrics, cluster)?;
+        Ok(Self {
+            source: self.source.clone(),
+            config: self.config.clone(),
+            zones: self.zones.clone(),
+            zone_index: self.zone_index.clone(),
+            services,
+            counters,
+            locator: self.locator.clone(),
+            scope: ScopeFinder::default(),
+            loaded_at: self.loaded_at,
         })
     }
 
@@ -147,6 +150,124 @@ impl Snapshot {
     }
 }
 
+/// The geo services with their static and announced edges, and their counters.
+fn build_services(
+    config: &Config,
+    locator: &Locator,
+    health: &HealthTable,
+    metrics: &DnsMetrics,
+    cluster: &ClusterView,
+) -> anyhow::Result<(Vec<Service>, Vec<ServiceCounters>)> {
+    let mut services = Vec::new();
+    let mut counters = Vec::new();
+    for (name, service) in &config.services {
+        let key = format!("services.{name}");
+        if !config.zones.contains_key(&service.zone) {
+            bail!("{key}.zone: no zone \"{}\" is configured", service.zone);
+        }
+        let clustered = config.cluster.is_some();
+        let mut built = build_service(
+            name,
+            service,
+            &config.health,
+            locator,
+            health,
+            &key,
+            clustered,
+        )?;
+        add_members(&mut built, cluster, health);
+        let edge_names: Vec<String> = built.edges.iter().map(|edge| edge.name.clone()).collect();
+        counters.push(metrics.service_counters(name, &edge_names));
+        services.push(built);
+    }
+    Ok((services, counters))
+}
+
+/// Zones with the owner names of the geo services in each, and the index by apex.
+fn build_zones(
+    config: &Config,
+    base_dir: &Path,
+) -> anyhow::Result<(Vec<Zone>, HashMap<LowerName, usize>)> {
+    let mut geo_names: HashMap<&str, Vec<(String, ServiceId)>> = HashMap::new();
+    for (id, service) in config.services.values().enumerate() {
+        for owner in &service.names {
+            geo_names
+                .entry(service.zone.as_str())
+                .or_default()
+                .push((owner.clone(), id));
+        }
+    }
+    let mut zones = Vec::new();
+    let mut zone_index = HashMap::new();
+    for (apex, zone_config) in &config.zones {
+        let names = geo_names.get(apex.as_str()).map_or(&[][..], Vec::as_slice);
+        let zone = build_zone(apex, zone_config, base_dir, names)?;
+        if zone_index
+            .insert(zone.apex().clone(), zones.len())
+            .is_some()
+        {
+            bail!("zones.\"{apex}\": configured twice");
+        }
+        zones.push(zone);
+    }
+    Ok((zones, zone_index))
+}
+
+/// Adds the edges announced for `service` (by name order, so every geodns
+/// ranks them alike) and marks drained ones. A static edge wins over an
+/// announcement with its name. Announced edges are not answered with until
+/// their health checks pass.
+fn add_members(service: &mut Service, cluster: &ClusterView, health: &HealthTable) {
+    for member in cluster.members.values() {
+        if member.service != service.name {
+            continue;
+        }
+        if service.edges.iter().any(|edge| edge.name == member.name) {
+            tracing::warn!(
+                edge = member.name,
+                service = service.name,
+                "an announced edge has the name of a configured one; the configured one wins"
+            );
+            continue;
+        }
+        let Ok(location) = Coordinates::new(member.latitude, member.longitude) else {
+            tracing::warn!(
+                edge = member.name,
+                "announced coordinates out of range; edge ignored"
+            );
+            continue;
+        };
+        if !is_http_url(&member.health_url) {
+            tracing::warn!(
+                edge = member.name,
+                url = member.health_url,
+                "announced health URL is not http://host...; edge ignored"
+            );
+            continue;
+        }
+        service.edges.push(Edge {
+            name: member.name.clone(),
+            region: member.region.clone(),
+            location,
+            ipv4: member.ipv4.clone(),
+            ipv6: member.ipv6.clone(),
+            weight: member.weight,
+            bias_km: 0.0,
+            health: Some(health.entry_with(&member.health_url, EdgeStatus::Down)),
+            drained: member.status == EdgeStatus::Draining,
+            announced: true,
+        });
+    }
+    for edge in &mut service.edges {
+        edge.drained |= cluster.is_drained(&edge.name);
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.parse::<hyper::Uri>()
+        .is_ok_and(|uri| uri.scheme_str() == Some("http") && uri.host().is_some())
+}
+
 fn build_service(
     name: &str,
     config: &ServiceConfig,
@@ -154,12 +275,15 @@ fn build_service(
     locator: &Locator,
     health: &HealthTable,
     key: &str,
+    clustered: bool,
 ) -> anyhow::Result<Service> {
     if config.names.is_empty() {
         bail!("{key}.names: a service needs at least one name");
     }
-    if config.edges.is_empty() {
-        bail!("{key}.edges: a service needs at least one edge");
+    if config.edges.is_empty() && !clustered {
+        bail!(
+            "{key}.edges: a service needs at least one edge (or a [cluster] section for edges that announce themselves)"
+        );
     }
     if config.answers == 0 {
         bail!("{key}.answers: must be at least 1");
@@ -174,7 +298,9 @@ fn build_service(
         edges.push(build_edge(edge, locator, health, &edge_key)?);
     }
     let regions: BTreeSet<&str> = edges.iter().map(|edge| edge.region.as_str()).collect();
+    // With a cluster, regions may be served by announced edges only.
     if let Fallback::Region(region) = &config.fallback
+        && !clustered
         && !regions.contains(region.as_str())
     {
         bail!("{key}.fallback: no edge is in region \"{region}\"");
@@ -184,7 +310,7 @@ fn build_service(
         if let Some(missing) = rule
             .regions
             .iter()
-            .find(|region| !regions.contains(region.as_str()))
+            .find(|region| !clustered && !regions.contains(region.as_str()))
         {
             bail!("{key}.rules[{index}].regions: no edge is in region \"{missing}\"");
         }
@@ -257,5 +383,7 @@ fn build_edge(
         weight: config.weight,
         bias_km: config.bias_km,
         health,
+        drained: false,
+        announced: false,
     })
 }

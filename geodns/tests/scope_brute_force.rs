@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use geodns::answer::decide;
+use geodns::cluster::ClusterView;
 use geodns::geo::{Family, select};
 use geodns::health::HealthTable;
 use geodns::metrics::DnsMetrics;
@@ -63,7 +64,14 @@ ipv6 = ["2001:db8::4"]
     let config = shared::config::parse("scope-test.toml", &config).unwrap();
     let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
     let health = HealthTable::new(metrics.clone(), CancellationToken::new());
-    Snapshot::build(config, Path::new("."), &health, &metrics).unwrap()
+    Snapshot::build(
+        config,
+        Path::new("."),
+        &health,
+        &metrics,
+        &ClusterView::default(),
+    )
+    .unwrap()
 }
 
 /// Whether every database network inside `block` gets `edges`.
@@ -181,7 +189,14 @@ ipv6 = ["2001:db8::2"]
     let config = shared::config::parse("dbip.toml", &config).unwrap();
     let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
     let health = HealthTable::new(metrics.clone(), CancellationToken::new());
-    let snapshot = Snapshot::build(config, Path::new("."), &health, &metrics).unwrap();
+    let snapshot = Snapshot::build(
+        config,
+        Path::new("."),
+        &health,
+        &metrics,
+        &ClusterView::default(),
+    )
+    .unwrap();
     for (client, family, expected) in [
         ("193.0.0.1", Family::V4, "ams"),
         ("2001:67c:2e8::1", Family::V6, "ams"),

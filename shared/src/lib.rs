@@ -1,12 +1,13 @@
 //! What both binaries need and neither owns: configuration loading with
 //! precise errors, human units, logging, Prometheus metrics, the admin HTTP
-//! server, process signals, and the health document that edges publish and
-//! geodns reads.
+//! server, process signals, the health document that edges publish and
+//! geodns reads, and the etcd records of the cluster control plane.
 //!
 //! Nothing here knows about DNS answers or HTTP caching; those live in the
 //! `geodns` and `edge` crates.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod listener;

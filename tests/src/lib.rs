@@ -3,7 +3,9 @@
 
 pub mod binaries;
 pub mod dns;
+pub mod etcd;
 pub mod geo_databases;
 pub mod health_endpoint;
+pub mod http;
 pub mod origin;
 pub mod process;

@@ -56,8 +56,12 @@ fn demo_geodns_config_builds() {
         metrics.clone(),
         tokio_util::sync::CancellationToken::new(),
     );
-    let snapshot =
-        geodns::snapshot::Snapshot::load(&dir.path().join("geodns.toml"), &health, &metrics)
-            .unwrap();
+    let snapshot = geodns::snapshot::Snapshot::load(
+        &dir.path().join("geodns.toml"),
+        &health,
+        &metrics,
+        &geodns::cluster::ClusterView::default(),
+    )
+    .unwrap();
     assert_eq!(snapshot.services[0].edges.len(), 3);
 }

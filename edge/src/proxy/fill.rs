@@ -13,7 +13,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::headers::{self, content_length};
 use super::{
-    Body, CacheStatus, Edge, Outcome, boxed_error, coalesce, empty_body, error_response,
+    Body, CacheStatus, Edge, FromPeer, Outcome, boxed_error, coalesce, empty_body, error_response,
     origin_error_response,
 };
 use crate::cache::StoredResponse;
@@ -65,12 +65,20 @@ impl Edge {
         headers::append_forwarded_for(&mut origin_parts.headers, client);
         let request_time = SystemTime::now();
         let started = Instant::now();
+        let peers = if parts.extensions.get::<FromPeer>().is_some() {
+            Vec::new()
+        } else {
+            inner.ring.ask_for(key)
+        };
         let sent = inner
             .origin
-            .send(&origin_parts, || Some(empty_body()))
+            .fill(&peers, &origin_parts, || Some(empty_body()))
             .await;
         let response = match sent {
-            Ok(response) => response,
+            Ok((response, upstream)) => {
+                inner.metrics.filled_from(upstream);
+                response
+            }
             Err(error) => {
                 inner.metrics.origin("error", started.elapsed());
                 tracing::warn!(%key, %error, "origin fetch failed");

@@ -5,7 +5,9 @@
 //! 3. **lookup**: fresh -> HIT; stale within `stale-while-revalidate` ->
 //!    STALE now and one background refresh; stale otherwise -> revalidate;
 //! 4. **fetch**: misses coalesce per key ([`coalesce`]); [`fill`] asks the
-//!    origin through [`origin`] with failover, revalidating stale copies;
+//!    key's owner in the region's [`ring`] (when another edge owns it), the
+//!    parent, then the origin, through [`origin`] with failover,
+//!    revalidating stale copies;
 //! 5. **store**: [`crate::cache::policy`] decides; bodies up to the maximum
 //!    object size are kept, larger ones stream through;
 //! 6. **respond**: [`respond`] applies the client's conditionals and ranges.
@@ -20,6 +22,7 @@ mod headers;
 mod origin;
 mod pass;
 mod respond;
+mod ring;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -33,10 +36,12 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 pub use coalesce::{Coalescer, Outcome};
-pub use origin::{Origin, OriginBody, OriginError};
+pub use origin::{FILL_FROM_PEER, Origin, OriginBody, OriginError, Upstream, peer_url};
 pub use respond::CacheStatus;
+pub use ring::{Peer, Ring};
 
 use crate::cache::key::KeyRules;
 use crate::cache::rules::TtlRules;
@@ -70,8 +75,15 @@ struct Inner {
     metrics: Arc<EdgeMetrics>,
     in_flight: AtomicU64,
     draining: AtomicBool,
+    draining_changed: Notify,
     refreshing: Mutex<HashSet<String>>,
+    ring: Ring,
 }
+
+/// Marks a request that a peer sent to fill its cache: fetched from the
+/// parent or origin, never from other peers.
+#[derive(Debug, Clone, Copy)]
+struct FromPeer;
 
 /// The caching proxy. Cheap to clone.
 #[derive(Clone)]
@@ -108,7 +120,26 @@ impl Drop for InFlight<'_> {
 impl Edge {
     /// Builds the proxy from its configuration.
     pub fn new(config: &Config, metrics: Arc<EdgeMetrics>) -> anyhow::Result<Self> {
-        let origin = Origin::new(&config.origin)?;
+        let origin = Origin::new(
+            &config.origin,
+            config.fill.parent.as_deref(),
+            &config.server.name,
+        )?;
+        let peers = config
+            .fill
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| {
+                let base = peer_url(&peer.url)
+                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].url: {error}"))?;
+                Ok(Peer {
+                    name: peer.name.clone(),
+                    base,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ring = Ring::new(&config.server.name, peers, config.fill.peer_attempts);
         let cache = &config.cache;
         let mut targeted = vec![HeaderName::from_static("cdn-cache-control")];
         if let Some(name) = &cache.targeted_header {
@@ -155,7 +186,9 @@ impl Edge {
                 metrics,
                 in_flight: AtomicU64::new(0),
                 draining: AtomicBool::new(false),
+                draining_changed: Notify::new(),
                 refreshing: Mutex::new(HashSet::new()),
+                ring,
             }),
         })
     }
@@ -177,7 +210,24 @@ impl Edge {
 
     /// Starts or stops draining.
     pub fn set_draining(&self, draining: bool) {
-        self.inner.draining.store(draining, Ordering::Relaxed);
+        if self.inner.draining.swap(draining, Ordering::Relaxed) != draining {
+            self.inner.draining_changed.notify_waiters();
+        }
+    }
+
+    /// Resolves at the next change of [`Edge::is_draining`].
+    pub async fn draining_changed(&self) {
+        self.inner.draining_changed.notified().await;
+    }
+
+    /// The region's fill ring.
+    pub fn ring(&self) -> &Ring {
+        &self.inner.ring
+    }
+
+    /// The node name (`server.name`).
+    pub fn name(&self) -> &str {
+        &self.inner.settings.name
     }
 
     /// Purges one URL (absolute, or a path on `host`); returns entries removed.
@@ -204,6 +254,16 @@ impl Edge {
         self.inner.store.remove_prefix(&prefix)
     }
 
+    /// Applies a purge (from the admin API or the cluster); returns entries removed.
+    pub fn purge(&self, scope: &shared::cluster::PurgeScope) -> usize {
+        use shared::cluster::PurgeScope;
+        match scope {
+            PurgeScope::Url { url, host } => self.purge_url(url, host),
+            PurgeScope::Prefix { prefix, host } => self.purge_prefix(prefix, host),
+            PurgeScope::All => self.inner.store.clear(),
+        }
+    }
+
     /// Answers one client request.
     pub async fn handle(&self, request: Request<Incoming>, client: IpAddr) -> Response<Body> {
         let inner = &*self.inner;
@@ -216,6 +276,9 @@ impl Edge {
         }
         let (mut parts, body) = request.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        if parts.headers.remove(FILL_FROM_PEER).is_some() {
+            parts.extensions.insert(FromPeer);
+        }
         let response = if parts.method == Method::GET || parts.method == Method::HEAD {
             self.cacheable(parts, client).await
         } else {

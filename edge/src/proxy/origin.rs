@@ -1,4 +1,6 @@
-//! The origin side: a pooled HTTP client, failover across origins, timeouts.
+//! The upstream side: a pooled HTTP client, failover across origins,
+//! timeouts; and for cache fills, the peers of the fill ring and a parent
+//! edge tried before the origins.
 
 use std::time::Duration;
 
@@ -10,7 +12,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use hyper::header::{HeaderName, HeaderValue};
+
 use crate::config::OriginConfig;
+
+/// Set on a fill request to a peer: the peer fetches from its parent or the
+/// origin itself instead of asking its own peers (no ping-pong when two
+/// edges' views of the ring differ). Its value names the asking edge.
+pub const FILL_FROM_PEER: HeaderName = HeaderName::from_static("x-geocdn-fill");
 
 /// Request bodies sent to the origin.
 pub type OriginBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -29,11 +38,37 @@ pub enum OriginError {
     Failed(String),
 }
 
-/// The configured origins.
+/// Who answered a fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// An edge of the region that owns the key.
+    Peer,
+    /// The parent edge (shield).
+    Parent,
+    /// An origin.
+    Origin,
+}
+
+impl Upstream {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Peer => "peer",
+            Self::Parent => "parent",
+            Self::Origin => "origin",
+        }
+    }
+}
+
+/// The configured origins and parent.
 #[derive(Debug, Clone)]
 pub struct Origin {
     client: Client<HttpConnector, OriginBody>,
     bases: Vec<Uri>,
+    parent: Option<Uri>,
+    /// Marks requests to peers so that they fetch themselves, not ask
+    /// their own peers: this edge's name.
+    fill_marker: HeaderValue,
     host: Option<String>,
     first_byte_timeout: Duration,
     /// Bound on the whole exchange, body included.
@@ -42,20 +77,23 @@ pub struct Origin {
 
 impl Origin {
     /// Builds the client; fails on URLs that are not `http://host[:port]`.
-    pub fn new(config: &OriginConfig) -> anyhow::Result<Self> {
+    /// `parent` (`[fill] parent`) is asked before the origins on a fill;
+    /// `node` names this edge to its peers.
+    pub fn new(config: &OriginConfig, parent: Option<&str>, node: &str) -> anyhow::Result<Self> {
         if config.urls.is_empty() {
             anyhow::bail!("origin.urls: give at least one origin URL");
         }
         let mut bases = Vec::new();
         for (index, url) in config.urls.iter().enumerate() {
-            let uri: Uri = url.parse().map_err(|error| {
-                anyhow::anyhow!("origin.urls[{index}]: invalid URL \"{url}\": {error}")
-            })?;
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                anyhow::bail!("origin.urls[{index}]: \"{url}\" must be an http:// URL with a host");
-            }
+            let uri =
+                base_url(url).map_err(|error| anyhow::anyhow!("origin.urls[{index}]: {error}"))?;
             bases.push(uri);
         }
+        let parent = parent
+            .map(|url| base_url(url).map_err(|error| anyhow::anyhow!("fill.parent: {error}")))
+            .transpose()?;
+        let fill_marker = HeaderValue::from_str(node)
+            .map_err(|_| anyhow::anyhow!("server.name: \"{node}\" is not a valid header value"))?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout.as_std()));
         connector.set_nodelay(true);
@@ -66,6 +104,8 @@ impl Origin {
         Ok(Self {
             client,
             bases,
+            parent,
+            fill_marker,
             host: config.host.clone(),
             first_byte_timeout: config.first_byte_timeout.as_std(),
             total_timeout: config.total_timeout.as_std(),
@@ -73,29 +113,59 @@ impl Origin {
     }
 
     /// Sends a request whose body can be rebuilt (`body` is called per
-    /// attempt), trying the next origin when one refuses or times out.
+    /// attempt) to the origins, trying the next when one refuses or times out.
     pub async fn send(
         &self,
         parts: &hyper::http::request::Parts,
-        mut body: impl FnMut() -> Option<OriginBody>,
+        body: impl FnMut() -> Option<OriginBody>,
     ) -> Result<Response<Incoming>, OriginError> {
+        let route = self.bases.iter().map(|base| (base, Upstream::Origin));
+        self.send_along(route, parts, body)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// A cache fill: the ring `peers` first (the key's owner, then the
+    /// next), then the parent, then the origins; the first that accepts
+    /// the connection and answers in time is used.
+    pub async fn fill(
+        &self,
+        peers: &[Uri],
+        parts: &hyper::http::request::Parts,
+        body: impl FnMut() -> Option<OriginBody>,
+    ) -> Result<(Response<Incoming>, Upstream), OriginError> {
+        let route = peers
+            .iter()
+            .map(|peer| (peer, Upstream::Peer))
+            .chain(self.parent.iter().map(|parent| (parent, Upstream::Parent)))
+            .chain(self.bases.iter().map(|base| (base, Upstream::Origin)));
+        self.send_along(route, parts, body).await
+    }
+
+    async fn send_along<'a>(
+        &self,
+        route: impl Iterator<Item = (&'a Uri, Upstream)>,
+        parts: &hyper::http::request::Parts,
+        mut body: impl FnMut() -> Option<OriginBody>,
+    ) -> Result<(Response<Incoming>, Upstream), OriginError> {
         let mut last_error = OriginError::Unreachable("no origin tried".into());
-        for base in &self.bases {
+        for (base, upstream) in route {
             let Some(attempt_body) = body() else { break };
-            let request = match self.request_for(base, parts, attempt_body) {
+            let request = match self.request_for(base, upstream, parts, attempt_body) {
                 Ok(request) => request,
                 Err(error) => return Err(OriginError::Failed(error)),
             };
+            let upstream_name = upstream.as_str();
             match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await
             {
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok(response)) => return Ok((response, upstream)),
                 Ok(Err(error)) if error.is_connect() => {
-                    tracing::warn!(origin = %base, %error, "origin refused; trying the next");
+                    tracing::warn!(upstream = upstream_name, %base, %error, "refused; trying the next");
                     last_error = OriginError::Unreachable(error.to_string());
                 }
                 Ok(Err(error)) => return Err(OriginError::Failed(error.to_string())),
                 Err(_) => {
-                    tracing::warn!(origin = %base, "origin timed out; trying the next");
+                    tracing::warn!(upstream = upstream_name, %base, "timed out; trying the next");
                     last_error = OriginError::Timeout(self.first_byte_timeout);
                 }
             }
@@ -106,6 +176,7 @@ impl Origin {
     fn request_for(
         &self,
         base: &Uri,
+        upstream: Upstream,
         parts: &hyper::http::request::Parts,
         body: OriginBody,
     ) -> Result<Request<OriginBody>, String> {
@@ -122,11 +193,37 @@ impl Origin {
             .body(body)
             .map_err(|error| error.to_string())?;
         *request.headers_mut() = parts.headers.clone();
-        if let Some(host) = &self.host
-            && let Ok(value) = host.parse()
-        {
-            request.headers_mut().insert(hyper::header::HOST, value);
+        match upstream {
+            // Peers and parents key their caches on the client's Host.
+            Upstream::Peer => {
+                request
+                    .headers_mut()
+                    .insert(FILL_FROM_PEER, self.fill_marker.clone());
+            }
+            Upstream::Parent => {}
+            Upstream::Origin => {
+                if let Some(host) = &self.host
+                    && let Ok(value) = host.parse()
+                {
+                    request.headers_mut().insert(hyper::header::HOST, value);
+                }
+            }
         }
         Ok(request)
     }
+}
+
+fn base_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|error| format!("invalid URL \"{url}\": {error}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("\"{url}\" must be an http:// URL with a host"));
+    }
+    Ok(uri)
+}
+
+/// Parses a peer's base URL (`[[fill.peers]]` or an announced `fill_url`).
+pub fn peer_url(url: &str) -> Result<Uri, String> {
+    base_url(url)
 }

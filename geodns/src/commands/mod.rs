@@ -1,5 +1,6 @@
 //! The command line: `geodns <command>`.
 
+mod ctl;
 mod geoip;
 mod serve;
 
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use self::ctl::{CtlCommand, EtcdArgs};
 pub use self::geoip::GeoipCommand;
 
 /// Geo-aware authoritative DNS load balancer.
@@ -52,6 +54,15 @@ pub enum Command {
     /// Inspect GeoIP databases and build new ones from CSV.
     #[command(subcommand)]
     Geoip(GeoipCommand),
+    /// Cluster-wide operations through etcd: members, drain, pool, purge.
+    Ctl {
+        /// Where etcd is.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
 }
 
 impl Command {
@@ -69,6 +80,7 @@ impl Command {
                 json,
             } => serve::explain(&config, ip, !no_health, json, &mut std::io::stdout().lock()),
             Self::Geoip(command) => command.run(&mut std::io::stdout().lock()),
+            Self::Ctl { etcd, command } => command.run(&etcd, &mut std::io::stdout().lock()),
         }
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use shared::Signals;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HealthConfig;
+use crate::cluster::ClusterView;
+use crate::cluster::ctl::Control;
+use crate::config::{Config, HealthConfig};
 use crate::daemon::Daemon;
 use crate::health::{HealthProbe, HealthTable};
 use crate::metrics::DnsMetrics;
@@ -35,7 +37,8 @@ pub fn check_config(config: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let metrics = DnsMetrics::register(&mut shared::metrics::Registry::default());
         let health = HealthTable::new(metrics.clone(), CancellationToken::new());
-        let snapshot = Snapshot::load(config, &health, &metrics)?;
+        // Announced edges are not part of the file: checked only when running.
+        let snapshot = Snapshot::load(config, &health, &metrics, &ClusterView::default())?;
         writeln!(
             out,
             "{}: OK ({} zones, {} services, {} edges, {} databases, {} overrides)",
@@ -65,7 +68,19 @@ pub fn explain(
     runtime()?.block_on(async {
         let metrics = DnsMetrics::register(&mut shared::metrics::Registry::default());
         let health = Arc::new(HealthTable::new(metrics.clone(), CancellationToken::new()));
-        let snapshot = Snapshot::load(config, &health, &metrics)?;
+        let file: Config = shared::config::load(config)?;
+        let cluster = match &file.cluster {
+            Some(etcd) => match Control::connect(etcd).await {
+                Ok(mut control) => control.view().await,
+                Err(error) => Err(error),
+            }
+            .unwrap_or_else(|error| {
+                eprintln!("warning: {error}; explaining with the configured edges only");
+                ClusterView::default()
+            }),
+            None => ClusterView::default(),
+        };
+        let snapshot = Snapshot::load(config, &health, &metrics, &cluster)?;
         if check_health {
             let once = HealthConfig {
                 rise: 1,

@@ -28,14 +28,21 @@ pub struct Edge {
     pub bias_km: f64,
     /// Live health, shared with the checker; `None` when the edge is not checked.
     pub health: Option<Arc<EdgeHealth>>,
+    /// Drained by an operator (`geodns ctl drain`) or by the edge's own
+    /// announcement: no new clients whatever the health checks say.
+    pub drained: bool,
+    /// Announced through etcd rather than configured.
+    pub announced: bool,
 }
 
 impl Edge {
     /// Whether answers may send new clients here.
     pub fn is_up(&self) -> bool {
-        self.health
-            .as_ref()
-            .is_none_or(|health| health.accepts_new_clients())
+        !self.drained
+            && self
+                .health
+                .as_ref()
+                .is_none_or(|health| health.accepts_new_clients())
     }
 }
 

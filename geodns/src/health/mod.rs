@@ -60,12 +60,10 @@ fn decode(value: u8) -> EdgeStatus {
 }
 
 impl EdgeHealth {
-    fn new(url: String, epoch: Arc<AtomicU64>) -> Self {
+    fn new(url: String, epoch: Arc<AtomicU64>, initial: EdgeStatus) -> Self {
         Self {
             url,
-            // Optimistic until checked: answering with the nearest edge at
-            // start beats answering by weight for the first seconds.
-            status: AtomicU8::new(encode(EdgeStatus::Up)),
+            status: AtomicU8::new(encode(initial)),
             epoch,
             last: Mutex::new(LastCheck::default()),
         }
@@ -147,12 +145,24 @@ impl HealthTable {
     }
 
     /// The shared state for `url`, created (without a checker) if new.
+    /// Configured edges start up: answering with the nearest edge at start
+    /// beats answering by weight for the first seconds.
     pub fn entry(&self, url: &str) -> Arc<EdgeHealth> {
+        self.entry_with(url, EdgeStatus::Up)
+    }
+
+    /// Like [`HealthTable::entry`], starting in `initial` when new: edges
+    /// that announce themselves start down and join once their checks pass.
+    pub fn entry_with(&self, url: &str, initial: EdgeStatus) -> Arc<EdgeHealth> {
         let mut edges = self.edges.lock();
         edges
             .entry(url.to_string())
             .or_insert_with(|| Checked {
-                health: Arc::new(EdgeHealth::new(url.to_string(), self.epoch.clone())),
+                health: Arc::new(EdgeHealth::new(
+                    url.to_string(),
+                    self.epoch.clone(),
+                    initial,
+                )),
                 checker: None,
             })
             .health
@@ -175,7 +185,11 @@ impl HealthTable {
         });
         for (url, config) in wanted {
             let checked = edges.entry(url.clone()).or_insert_with(|| Checked {
-                health: Arc::new(EdgeHealth::new(url.clone(), self.epoch.clone())),
+                health: Arc::new(EdgeHealth::new(
+                    url.clone(),
+                    self.epoch.clone(),
+                    EdgeStatus::Up,
+                )),
                 checker: None,
             });
             let current = checked.checker.as_ref().map(|(_, running)| running);

@@ -25,6 +25,8 @@ fn edge(table: &HealthTable, name: &str, region: &str, latitude: f64, longitude:
         weight: 100,
         bias_km: 0.0,
         health: Some(table.entry(&format!("http://{name}/healthz"))),
+        drained: false,
+        announced: false,
     }
 }
 
@@ -104,6 +106,18 @@ fn down_and_draining_edges_are_skipped() {
     assert_eq!(
         names(&service, &select(&service, Some(&paris), Family::V4)),
         ["tyo"]
+    );
+}
+
+#[test]
+fn operator_drained_edges_are_skipped_even_when_healthy() {
+    let table = table();
+    let mut service = service(&table);
+    let paris = at(48.85, 2.35, "FR", Continent::EU);
+    service.edges[0].drained = true;
+    assert_eq!(
+        names(&service, &select(&service, Some(&paris), Family::V4)),
+        ["nyc"]
     );
 }
 

@@ -1,0 +1,126 @@
+//! Keeping this edge's member record alive in etcd.
+//!
+//! One session: grant a lease of `[announce] ttl`, put the record under it,
+//! renew it every third of the TTL, and put the record again when the
+//! edge starts or stops draining. A lost lease (etcd away longer than the
+//! TTL) or a lost connection starts a new session after a backoff. On a
+//! clean stop the lease is revoked, so geodns drops the edge at once
+//! instead of after the TTL.
+
+use std::time::Duration;
+
+use etcd_client::PutOptions;
+use shared::EdgeStatus;
+use shared::cluster::{Backoff, ClusterError, EtcdConfig, MemberRecord, encode};
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::Edge;
+
+/// Announces one edge.
+pub struct Announcer {
+    etcd: EtcdConfig,
+    record: MemberRecord,
+    ttl: Duration,
+    edge: Edge,
+}
+
+impl Announcer {
+    /// Announces `record` with a lease of `ttl`, following `edge`'s drain state.
+    pub fn new(etcd: EtcdConfig, record: MemberRecord, ttl: Duration, edge: Edge) -> Self {
+        Self {
+            etcd,
+            record,
+            ttl,
+            edge,
+        }
+    }
+
+    /// Announces until `leave` is cancelled, then withdraws.
+    pub async fn run(self, leave: CancellationToken) {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.session(&leave, &mut backoff).await {
+                Ok(()) => return,
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, "cannot announce this edge in etcd; still serving");
+                    tokio::select! {
+                        _ = leave.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn current_record(&self) -> MemberRecord {
+        let mut record = self.record.clone();
+        record.status = if self.edge.is_draining() {
+            EdgeStatus::Draining
+        } else {
+            EdgeStatus::Up
+        };
+        record
+    }
+
+    async fn session(
+        &self,
+        leave: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), ClusterError> {
+        let mut client = self.etcd.connect().await?;
+        let ttl = i64::try_from(self.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let lease = client.lease_grant(ttl, None).await?.id();
+        let key = self.etcd.keys().member(&self.record.name);
+        let mut announced = self.current_record();
+        client
+            .put(
+                key.clone(),
+                encode(&announced),
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+        tracing::info!(key, lease, ttl, "announced in etcd");
+        backoff.reset();
+        let (mut keeper, mut renewals) = client.lease_keep_alive(lease).await?;
+        let mut tick = tokio::time::interval(self.ttl / 3);
+        loop {
+            tokio::select! {
+                _ = leave.cancelled() => {
+                    let revoked = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        client.lease_revoke(lease),
+                    )
+                    .await;
+                    match revoked {
+                        Ok(Ok(_)) => tracing::info!(key, "withdrawn from etcd"),
+                        _ => tracing::warn!(key, "could not withdraw from etcd; the lease will expire"),
+                    }
+                    return Ok(());
+                }
+                _ = tick.tick() => {
+                    keeper.keep_alive().await?;
+                }
+                renewal = renewals.message() => match renewal? {
+                    Some(renewal) if renewal.ttl() > 0 => {}
+                    _ => {
+                        return Err(ClusterError::Config(format!("lease {lease} expired")));
+                    }
+                },
+                _ = self.edge.draining_changed() => {}
+            }
+            let wanted = self.current_record();
+            if wanted != announced {
+                client
+                    .put(
+                        key.clone(),
+                        encode(&wanted),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )
+                    .await?;
+                tracing::info!(key, status = %wanted.status, "announcement updated");
+                announced = wanted;
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Purges across the cluster.
+//!
+//! Publishing: a purge sent to this edge's admin API is applied here and
+//! written under `<prefix>/purges/` (see [`shared::cluster::publish_purge`]).
+//!
+//! Following: a watch on that prefix applies every purge published by
+//! others. The last revision applied is remembered across reconnections, so
+//! an edge cut off for a while catches up on what it missed; if etcd has
+//! compacted that history away, the edge cannot tell what changed and
+//! purges everything.
+
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use shared::cluster::{
+    Backoff, ClusterError, EtcdClient, EtcdConfig, PurgeRecord, PurgeScope, decode,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::Edge;
+
+/// Publishes purges on behalf of the admin API, over one lazily made connection.
+pub struct PurgePublisher {
+    etcd: EtcdConfig,
+    from: String,
+    client: tokio::sync::Mutex<Option<EtcdClient>>,
+}
+
+impl PurgePublisher {
+    /// Publishes as edge `from`.
+    pub fn new(etcd: EtcdConfig, from: &str) -> Self {
+        Self {
+            etcd,
+            from: from.to_string(),
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Publishes `scope`; returns the etcd revision of the record.
+    pub async fn publish(&self, scope: PurgeScope) -> Result<i64, ClusterError> {
+        let mut client = self.client.lock().await;
+        if client.is_none() {
+            *client = Some(self.etcd.connect().await?);
+        }
+        let Some(connected) = client.as_mut() else {
+            return Err(ClusterError::Config("no etcd connection".into()));
+        };
+        let result = shared::cluster::publish_purge(connected, &self.etcd, scope, &self.from).await;
+        if result.is_err() {
+            // Reconnect next time rather than reuse a broken channel.
+            *client = None;
+        }
+        result
+    }
+}
+
+/// Applies the purges others publish.
+pub struct Follower {
+    etcd: EtcdConfig,
+    edge: Edge,
+    /// The last revision applied (or known to need nothing).
+    applied: Option<i64>,
+}
+
+impl Follower {
+    /// Follows purges for `edge`.
+    pub fn new(etcd: EtcdConfig, edge: Edge) -> Self {
+        Self {
+            etcd,
+            edge,
+            applied: None,
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub fn spawn(mut self, shutdown: CancellationToken) {
+        tokio::spawn(async move {
+            let mut backoff = Backoff::default();
+            loop {
+                let error = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    result = self.session(&mut backoff) => match result {
+                        Ok(()) => ClusterError::Config("etcd closed the purge watch".into()),
+                        Err(error) => error,
+                    },
+                };
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in = ?delay, "purge watch lost; catching up when etcd is back");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        });
+    }
+
+    async fn session(&mut self, backoff: &mut Backoff) -> Result<(), ClusterError> {
+        let mut client = self.etcd.connect().await?;
+        let prefix = self.etcd.keys().purges();
+        let start = match self.applied {
+            Some(revision) => revision + 1,
+            None => {
+                // A fresh start has an empty cache: nothing older matters.
+                let now = client
+                    .get(
+                        prefix.clone(),
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await?;
+                let revision = now.header().map_or(0, |header| header.revision());
+                self.applied = Some(revision);
+                revision + 1
+            }
+        };
+        let mut stream = client
+            .watch(
+                prefix,
+                Some(WatchOptions::new().with_prefix().with_start_revision(start)),
+            )
+            .await?;
+        backoff.reset();
+        tracing::debug!(from_revision = start, "following purges");
+        while let Some(response) = stream.message().await? {
+            if response.compact_revision() > 0 {
+                let removed = self.edge.store().clear();
+                tracing::warn!(
+                    missed_from = start,
+                    compacted_to = response.compact_revision(),
+                    removed,
+                    "purge history compacted while away: purged everything"
+                );
+                self.applied = Some(response.compact_revision() - 1);
+                return Err(ClusterError::Config("purge history compacted".into()));
+            }
+            if response.canceled() {
+                return Err(ClusterError::Config(format!(
+                    "etcd cancelled the purge watch: {}",
+                    response.cancel_reason()
+                )));
+            }
+            for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                if event.event_type() == EventType::Put {
+                    self.apply(kv.key_str().unwrap_or_default(), kv.value());
+                }
+                self.applied = Some(kv.mod_revision());
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, key: &str, value: &[u8]) {
+        match decode::<PurgeRecord>(key, value) {
+            Ok(record) if record.from == self.edge.name() => {}
+            Ok(record) => {
+                let removed = self.edge.purge(&record.scope);
+                tracing::info!(from = record.from, scope = ?record.scope, removed, "cluster purge applied");
+            }
+            Err(error) => tracing::warn!(%error, "ignoring purge record"),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The fill ring: which edge of the region owns a key.
+//!
+//! Rendezvous (highest random weight) hashing: every edge scores
+//! `hash(edge name, key)` and the highest score owns the key. Every edge
+//! computes the same order from the same member list with no coordination,
+//! and when an edge joins or leaves only the keys it owns move. A miss on
+//! a non-owner is fetched from the edges ranked above this one (the owner
+//! first, the next ones if it is down), never from those below: an edge
+//! that ranks itself first goes to the parent or origin.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::Uri;
+
+/// One edge of the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its `server.name`.
+    pub name: String,
+    /// Its client-facing base URL.
+    pub base: Uri,
+}
+
+/// This edge's view of its region.
+#[derive(Debug)]
+pub struct Ring {
+    own: String,
+    configured: Vec<Peer>,
+    members: ArcSwap<Vec<Peer>>,
+    attempts: usize,
+}
+
+impl Ring {
+    /// A ring of `configured` peers (this edge, named `own`, may be among
+    /// them); at most `attempts` peers are tried per miss.
+    pub fn new(own: &str, configured: Vec<Peer>, attempts: usize) -> Self {
+        let ring = Self {
+            own: own.to_string(),
+            configured,
+            members: ArcSwap::from_pointee(Vec::new()),
+            attempts,
+        };
+        ring.set_announced(Vec::new());
+        ring
+    }
+
+    /// Replaces the peers learnt from etcd; configured peers stay, and win
+    /// over an announcement with the same name.
+    pub fn set_announced(&self, announced: Vec<Peer>) {
+        let mut peers = self.configured.clone();
+        for peer in announced {
+            if !peers.iter().any(|known| known.name == peer.name) {
+                peers.push(peer);
+            }
+        }
+        peers.retain(|peer| peer.name != self.own);
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
+        self.members.store(Arc::new(peers));
+    }
+
+    /// The other edges of the ring, by name.
+    pub fn peers(&self) -> Arc<Vec<Peer>> {
+        self.members.load_full()
+    }
+
+    /// The peers to ask for `key`, best first: those that rank above this
+    /// edge, at most `attempts` of them. Empty when this edge owns the key.
+    pub fn ask_for(&self, key: &str) -> Vec<Uri> {
+        let peers = self.members.load();
+        if peers.is_empty() || self.attempts == 0 {
+            return Vec::new();
+        }
+        let own_score = score(&self.own, key);
+        let mut above: Vec<(u64, &Peer)> = peers
+            .iter()
+            .map(|peer| (score(&peer.name, key), peer))
+            .filter(|(peer_score, peer)| {
+                (*peer_score, peer.name.as_str()) > (own_score, self.own.as_str())
+            })
+            .collect();
+        above.sort_by(|a, b| (b.0, &b.1.name).cmp(&(a.0, &a.1.name)));
+        above
+            .into_iter()
+            .take(self.attempts)
+            .map(|(_, peer)| peer.base.clone())
+            .collect()
+    }
+}
+
+/// The rendezvous weight of `name` for `key`: FNV-1a over both, then a
+/// SplitMix64 finaliser so that similar names spread well. Fixed here (not
+/// `std`'s hasher, which may change between releases) so that edges of
+/// different versions agree.
+fn score(name: &str, key: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for byte in name.bytes().chain([0xff]).chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(name: &str) -> Peer {
+        Peer {
+            name: name.into(),
+            base: format!("http://{name}:8080").parse().unwrap(),
+        }
+    }
+
+    fn rings(names: &[&str]) -> Vec<Ring> {
+        names
+            .iter()
+            .map(|own| Ring::new(own, names.iter().map(|name| peer(name)).collect(), 8))
+            .collect()
+    }
+
+    #[test]
+    fn every_edge_agrees_on_the_owner() {
+        let rings = rings(&["a", "b", "c"]);
+        let mut owned = [0usize; 3];
+        for index in 0..3000 {
+            let key = format!("http://cdn.test/object/{index}");
+            // The owner asks nobody; the others ask the owner first.
+            let owners: Vec<usize> = (0..3)
+                .filter(|&i| rings[i].ask_for(&key).is_empty())
+                .collect();
+            assert_eq!(owners.len(), 1, "{key}");
+            let owner = owners[0];
+            owned[owner] += 1;
+            let owner_base: Uri = format!("http://{}:8080", ["a", "b", "c"][owner])
+                .parse()
+                .unwrap();
+            for (i, ring) in rings.iter().enumerate() {
+                if i != owner {
+                    assert_eq!(ring.ask_for(&key)[0], owner_base);
+                }
+            }
+        }
+        for count in owned {
+            assert!((800..1200).contains(&count), "uneven spread: {owned:?}");
+        }
+    }
+
+    #[test]
+    fn a_leaving_edge_moves_only_its_keys() {
+        let before = Ring::new("a", vec![peer("b"), peer("c"), peer("d")], 1);
+        let after = Ring::new("a", vec![peer("b"), peer("c")], 1);
+        let d: Uri = "http://d:8080".parse().unwrap();
+        for index in 0..2000 {
+            let key = format!("/k/{index}");
+            let old = before.ask_for(&key);
+            if old.first() != Some(&d) {
+                assert_eq!(
+                    old,
+                    after.ask_for(&key),
+                    "{key} moved although d did not own it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn announced_peers_merge_with_configured_ones() {
+        let ring = Ring::new("a", vec![peer("b")], 2);
+        ring.set_announced(vec![peer("a"), peer("c"), peer("b")]);
+        let names: Vec<String> = ring.peers().iter().map(|peer| peer.name.clone()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert!(Ring::new("a", Vec::new(), 2).ask_for("/x").is_empty());
+    }
+}

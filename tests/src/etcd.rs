@@ -1,0 +1,176 @@
+//! A real etcd (Debian's `etcd-server`) on loopback: one member or a
+//! cluster of three, each member on a loopback address of its own.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{ChildGuard, unique_loopback, wait_until};
+
+/// The etcd binary, if installed (`.ci/run` installs `etcd-server`).
+pub fn etcd_binary() -> Option<PathBuf> {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+}
+
+struct Member {
+    name: String,
+    address: Ipv4Addr,
+    data_dir: PathBuf,
+    process: Option<ChildGuard>,
+}
+
+/// A running etcd cluster; stopped when dropped.
+pub struct Etcd {
+    members: Vec<Member>,
+    initial_cluster: String,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts `size` members and waits for them to elect a leader; `None`
+    /// (with a message) when etcd is not installed.
+    pub fn start(size: usize) -> Option<Self> {
+        let Some(binary) = etcd_binary() else {
+            eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let members: Vec<Member> = (0..size)
+            .map(|index| {
+                let name = format!("m{index}");
+                Member {
+                    data_dir: dir.path().join(&name),
+                    name,
+                    address: unique_loopback(),
+                    process: None,
+                }
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|member| format!("{}=http://{}:2380", member.name, member.address))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut etcd = Self {
+            members,
+            initial_cluster,
+            binary,
+            dir,
+        };
+        for index in 0..size {
+            etcd.spawn(index);
+        }
+        for index in 0..size {
+            etcd.wait_healthy(index);
+        }
+        Some(etcd)
+    }
+
+    fn spawn(&mut self, index: usize) {
+        let member = &self.members[index];
+        let client = format!("http://{}:2379", member.address);
+        let peer = format!("http://{}:2380", member.address);
+        let state = if member.data_dir.exists() {
+            "existing"
+        } else {
+            "new"
+        };
+        let process = ChildGuard::spawn(
+            &format!("etcd {}", member.name),
+            Command::new(&self.binary)
+                .arg("--name")
+                .arg(&member.name)
+                .arg("--data-dir")
+                .arg(&member.data_dir)
+                .arg("--listen-client-urls")
+                .arg(&client)
+                .arg("--advertise-client-urls")
+                .arg(&client)
+                .arg("--listen-peer-urls")
+                .arg(&peer)
+                .arg("--initial-advertise-peer-urls")
+                .arg(&peer)
+                .arg("--initial-cluster")
+                .arg(&self.initial_cluster)
+                .arg("--initial-cluster-state")
+                .arg(state)
+                .arg("--initial-cluster-token")
+                .arg("geocdn-test")
+                .arg("--heartbeat-interval")
+                .arg("50")
+                .arg("--election-timeout")
+                .arg("500")
+                .arg("--logger")
+                .arg("zap")
+                .arg("--log-level")
+                .arg("warn"),
+            &self.dir.path().join(format!("{}.log", member.name)),
+        )
+        .expect("etcd starts");
+        self.members[index].process = Some(process);
+    }
+
+    fn wait_healthy(&self, index: usize) {
+        let address = self.members[index].address;
+        let healthy = wait_until(Duration::from_secs(20), || {
+            crate::http::get(std::net::SocketAddr::from((address, 2379)), "/health")
+                .is_ok_and(|response| response.body.contains("\"health\":\"true\""))
+        });
+        assert!(
+            healthy,
+            "etcd member {index} not healthy; log: {}",
+            self.log(index)
+        );
+    }
+
+    /// Client URLs of every member (stopped ones included, as an operator
+    /// would configure them).
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|member| format!("http://{}:2379", member.address))
+            .collect()
+    }
+
+    /// The endpoints as a TOML array.
+    pub fn endpoints_toml(&self) -> String {
+        let quoted: Vec<String> = self
+            .endpoints()
+            .iter()
+            .map(|url| format!("\"{url}\""))
+            .collect();
+        format!("[{}]", quoted.join(", "))
+    }
+
+    /// Stops member `index` (SIGTERM, then waits).
+    pub fn stop(&mut self, index: usize) {
+        if let Some(mut process) = self.members[index].process.take() {
+            process.signal("TERM");
+            assert!(
+                process.wait_timeout(Duration::from_secs(10)).is_some(),
+                "etcd member {index} did not stop"
+            );
+        }
+    }
+
+    /// Starts member `index` again from its data.
+    pub fn restart(&mut self, index: usize) {
+        self.spawn(index);
+        self.wait_healthy(index);
+    }
+
+    /// The log of member `index`.
+    pub fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(log_path(self.dir.path(), &self.members[index].name))
+            .unwrap_or_default()
+    }
+}
+
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
