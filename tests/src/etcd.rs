@@ -139,12 +139,12 @@ impl Etcd {
 
     /// The endpoints as a TOML array.
     pub fn endpoints_toml(&self) -> String {
-        let quoted: Vec<String> = self
-            .endpoints()
-            .iter()
-            .map(|url| format!("\"{url}\""))
-            .collect();
-        format!("[{}]", quoted.join(", "))
+        toml_array(&self.endpoints())
+    }
+
+    /// The client URL of member `index`.
+    pub fn endpoint(&self, index: usize) -> String {
+        format!("http://{}:2379", self.members[index].address)
     }
 
     /// Stops member `index` (SIGTERM, then waits).
@@ -169,6 +169,12 @@ impl Etcd {
         std::fs::read_to_string(log_path(self.dir.path(), &self.members[index].name))
             .unwrap_or_default()
     }
+}
+
+/// `urls` as a TOML array of strings.
+pub fn toml_array(urls: &[String]) -> String {
+    let quoted: Vec<String> = urls.iter().map(|url| format!("\"{url}\"")).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 fn log_path(dir: &Path, name: &str) -> PathBuf {

@@ -135,6 +135,19 @@ answers = {answers}
         origin: SocketAddr,
         ttl: &str,
     ) -> EdgeNode {
+        self.edge_using(&self.etcd.endpoints(), name, region, location, origin, ttl)
+    }
+
+    /// Like [`Lab::edge`], talking to the etcd members at `endpoints` only.
+    fn edge_using(
+        &self,
+        endpoints: &[String],
+        name: &str,
+        region: &str,
+        location: (f64, f64),
+        origin: SocketAddr,
+        ttl: &str,
+    ) -> EdgeNode {
         let address = unique_loopback();
         let config = format!(
             r#"
@@ -162,7 +175,7 @@ location = {{ latitude = {latitude}, longitude = {longitude} }}
 ipv4 = ["{address}"]
 ttl = "{ttl}"
 "#,
-            endpoints = self.etcd.endpoints_toml(),
+            endpoints = e2e::etcd::toml_array(endpoints),
             latitude = location.0,
             longitude = location.1,
         );
@@ -176,10 +189,15 @@ ttl = "{ttl}"
 
     /// Runs `geodns ctl` against this lab's etcd.
     fn ctl(&self, args: &[&str]) -> String {
+        self.ctl_using(&self.etcd.endpoints(), args)
+    }
+
+    /// Runs `geodns ctl` against the etcd members at `endpoints`.
+    fn ctl_using(&self, endpoints: &[String], args: &[&str]) -> String {
         let output = Command::new(binary("geodns"))
             .arg("ctl")
             .arg("--endpoints")
-            .arg(self.etcd.endpoints().join(","))
+            .arg(endpoints.join(","))
             .args(args)
             .output()
             .unwrap();
@@ -532,4 +550,68 @@ async fn three_etcd_members_with_one_down() {
     .unwrap();
     assert_eq!(purged.status, 200, "{}", purged.body);
     assert!(wait_until(Duration::from_secs(3), || us.cached_objects() == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_edge_catches_up_on_missed_purges() {
+    let Some(mut lab) = Lab::new(3) else { return };
+    let origin = cacheable_origin().await;
+    // This edge only knows member 0; the operator talks to members 1 and 2.
+    let edge = lab.edge_using(
+        &[lab.etcd.endpoint(0)],
+        "isolated",
+        "eu",
+        PARIS,
+        origin.address(),
+        "10s",
+    );
+    let others = [lab.etcd.endpoint(1), lab.etcd.endpoint(2)];
+    for path in ["/a", "/b", "/c"] {
+        assert_eq!(edge.get(path).status, 200);
+    }
+    assert_eq!(edge.cached_objects(), 3);
+
+    // Missed while cut off, applied on reconnection.
+    lab.etcd.stop(0);
+    lab.ctl_using(&others, &["purge", "--url", "/a", "--host", "cdn.test"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(edge.cached_objects(), 3, "the edge cannot know yet");
+    lab.etcd.restart(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || edge.cached_objects() == 2),
+        "missed purge not applied after reconnecting: {} objects\n{}",
+        edge.cached_objects(),
+        lab.log("isolated")
+    );
+    assert_eq!(edge.get("/a").header("x-cache"), Some("MISS"));
+    assert_eq!(edge.get("/b").header("x-cache"), Some("HIT"));
+
+    // Missed and then compacted away: the edge cannot tell what changed,
+    // so it purges everything.
+    lab.etcd.stop(0);
+    lab.ctl_using(&others, &["purge", "--url", "/b", "--host", "cdn.test"]);
+    let mut client = etcd_client::Client::connect([others[0].as_str()], None)
+        .await
+        .unwrap();
+    let revision = client
+        .get("/", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    client
+        .compact(
+            revision,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        )
+        .await
+        .unwrap();
+    lab.etcd.restart(0);
+    assert!(
+        wait_until(Duration::from_secs(20), || edge.cached_objects() == 0),
+        "compacted history did not purge everything: {} objects\n{}",
+        edge.cached_objects(),
+        lab.log("isolated")
+    );
 }

@@ -27,7 +27,18 @@ impl EdgeProcess {
     /// Starts an edge for `origins` with extra config lines under `[cache]`
     /// and elsewhere (`extra` is appended verbatim).
     pub fn start(origins: &[SocketAddr], cache: &str, extra: &str) -> Self {
-        let address = unique_loopback();
+        Self::start_named(unique_loopback(), "edge-test", origins, cache, extra)
+    }
+
+    /// Like [`EdgeProcess::start`], on `address` (ports 8080 and 9180) with
+    /// `server.name = name`.
+    pub fn start_named(
+        address: std::net::Ipv4Addr,
+        name: &str,
+        origins: &[SocketAddr],
+        cache: &str,
+        extra: &str,
+    ) -> Self {
         let http = SocketAddr::new(IpAddr::V4(address), 8080);
         let admin = SocketAddr::new(IpAddr::V4(address), 9180);
         let urls: Vec<String> = origins
@@ -35,7 +46,7 @@ impl EdgeProcess {
             .map(|origin| format!("\"http://{origin}\""))
             .collect();
         let config = format!(
-            "[server]\nlisten = [\"{http}\"]\nname = \"edge-test\"\nheader_timeout = \"2s\"\n\n\
+            "[server]\nlisten = [\"{http}\"]\nname = \"{name}\"\nheader_timeout = \"2s\"\n\n\
              [origin]\nurls = [{}]\nfirst_byte_timeout = \"3s\"\n\n\
              [cache]\ncapacity = \"64MiB\"\nmax_object_size = \"1MiB\"\n{cache}\n\n\
              [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n",
