@@ -136,12 +136,13 @@ fn member_record(
         (true, Some(ip)) => std::net::SocketAddr::new(ip, address.port()),
         _ => address,
     };
+    let admin_url = format!(
+        "http://{}",
+        reachable(config.admin.listen_or(DEFAULT_ADMIN_PORT))
+    );
     let health_url = match &announce.health_url {
         Some(url) => url.clone(),
-        None => format!(
-            "http://{}/healthz",
-            reachable(config.admin.listen_or(DEFAULT_ADMIN_PORT))
-        ),
+        None => format!("{admin_url}/healthz"),
     };
     peer_url(&health_url).map_err(|error| anyhow::anyhow!("announce.health_url: {error}"))?;
     let fill_url = match &announce.fill_url {
@@ -160,6 +161,7 @@ fn member_record(
         longitude,
         ipv4: announce.ipv4.clone(),
         ipv6: announce.ipv6.clone(),
+        admin_url,
         health_url,
         fill_url,
         weight: announce.weight,

@@ -102,14 +102,14 @@ impl CtlCommand {
                             .collect();
                         writeln!(
                             out,
-                            "{:<16} service={} region={} status={}{} addresses={} health={}",
+                            "{:<16} service={} region={} status={}{} addresses={} admin={}",
                             member.name,
                             member.service,
                             member.region,
                             member.status,
                             if drained { " drained" } else { "" },
                             addresses.join(","),
-                            member.health_url,
+                            member.admin_url,
                         )?;
                     }
                 }

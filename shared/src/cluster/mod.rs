@@ -61,6 +61,16 @@ pub struct EtcdConfig {
     /// File holding that user's password (kept out of the config file).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed etcd's certificates; needed for
+    /// `https://` endpoints.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, when etcd asks for one (`--client-cert-auth`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_prefix() -> String {
@@ -104,6 +114,9 @@ impl EtcdConfig {
             request_timeout: default_request_timeout(),
             username: None,
             password_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 
@@ -123,6 +136,31 @@ impl EtcdConfig {
                     "cluster.endpoints[{index}]: \"{endpoint}\" must look like http://host:2379"
                 )));
             }
+        }
+        let tls = self
+            .endpoints
+            .iter()
+            .any(|endpoint| endpoint.starts_with("https://"));
+        if tls
+            && self
+                .endpoints
+                .iter()
+                .any(|endpoint| endpoint.starts_with("http://"))
+        {
+            return Err(ClusterError::Config(
+                "cluster.endpoints: mix of http:// and https://; use one scheme".into(),
+            ));
+        }
+        if tls && self.ca_file.is_none() {
+            return Err(ClusterError::Config(
+                "cluster.ca_file: https:// endpoints need the CA that signed etcd's certificate"
+                    .into(),
+            ));
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(ClusterError::Config(
+                "cluster.cert_file and cluster.key_file go together".into(),
+            ));
         }
         if !self.prefix.starts_with('/') || self.prefix.len() < 2 || self.prefix.ends_with('/') {
             return Err(ClusterError::Config(format!(
@@ -160,6 +198,18 @@ impl EtcdConfig {
         if let Some(user) = &self.username {
             options = options.with_user(user.clone(), self.password()?);
         }
+        if let Some(ca) = &self.ca_file {
+            let mut tls = etcd_client::TlsOptions::new().ca_certificate(
+                etcd_client::Certificate::from_pem(read_file("ca_file", ca)?),
+            );
+            if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+                tls = tls.identity(etcd_client::Identity::from_pem(
+                    read_file("cert_file", cert)?,
+                    read_file("key_file", key)?,
+                ));
+            }
+            options = options.with_tls(tls);
+        }
         let start = usize::try_from(
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -183,18 +233,22 @@ impl EtcdConfig {
 
     fn password(&self) -> Result<String, ClusterError> {
         match &self.password_file {
-            Some(path) => Ok(std::fs::read_to_string(path)
-                .map_err(|error| {
-                    ClusterError::Config(format!(
-                        "cluster.password_file: cannot read {}: {error}",
-                        path.display()
-                    ))
-                })?
-                .trim_end()
-                .to_string()),
+            Some(path) => {
+                let bytes = read_file("password_file", path)?;
+                Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
+            }
             None => Ok(String::new()),
         }
     }
+}
+
+fn read_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ClusterError> {
+    std::fs::read(path).map_err(|error| {
+        ClusterError::Config(format!(
+            "cluster.{key}: cannot read {}: {error}",
+            path.display()
+        ))
+    })
 }
 
 /// A client of one member, checked with a status request.
@@ -272,6 +326,9 @@ mod tests {
             request_timeout: default_request_timeout(),
             username: None,
             password_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 
@@ -292,6 +349,15 @@ mod tests {
         config(&["http://127.0.0.1:2379"], "/geocdn")
             .validate()
             .expect("valid");
+        let error = config(&["https://etcd-1:2379"], "/geocdn")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cluster.ca_file"), "{error}");
+        let mut mixed = config(&["https://etcd-1:2379", "http://etcd-2:2379"], "/geocdn");
+        mixed.ca_file = Some("ca.pem".into());
+        let error = mixed.validate().unwrap_err().to_string();
+        assert!(error.contains("one scheme"), "{error}");
     }
 
     #[test]

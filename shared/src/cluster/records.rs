@@ -28,6 +28,9 @@ pub struct MemberRecord {
     /// Addresses for AAAA answers.
     #[serde(default)]
     pub ipv6: Vec<Ipv6Addr>,
+    /// Base URL of its admin API (`/healthz`, `/metrics`, `/purge`...).
+    #[serde(default)]
+    pub admin_url: String,
     /// Where geodns polls its health document.
     pub health_url: String,
     /// Base URL peers fetch from (`http://host:port`).

@@ -76,15 +76,7 @@ mod tests {
     use crate::health::EdgeStatus;
 
     fn keys() -> KeyLayout {
-        super::super::EtcdConfig {
-            endpoints: vec!["http://127.0.0.1:2379".into()],
-            prefix: "/cdn".into(),
-            dial_timeout: crate::units::Duration::from_secs(1),
-            request_timeout: crate::units::Duration::from_secs(1),
-            username: None,
-            password_file: None,
-        }
-        .keys()
+        super::super::EtcdConfig::new(vec!["http://127.0.0.1:2379".into()], "/cdn".into()).keys()
     }
 
     fn member(name: &str) -> MemberRecord {
@@ -96,6 +88,7 @@ mod tests {
             longitude: 4.0,
             ipv4: vec!["192.0.2.1".parse().unwrap()],
             ipv6: vec![],
+            admin_url: "http://192.0.2.1:9180".into(),
             health_url: "http://192.0.2.1:9180/healthz".into(),
             fill_url: "http://192.0.2.1:8080".into(),
             weight: 1,
