@@ -43,7 +43,10 @@ struct EdgeNode {
 
 impl Lab {
     fn new(etcd_members: usize) -> Option<Self> {
-        let etcd = Etcd::start(etcd_members)?;
+        Self::with_etcd(Etcd::start(etcd_members)?)
+    }
+
+    fn with_etcd(etcd: Etcd) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("networks.toml"),
@@ -67,6 +70,21 @@ impl Lab {
             &self.dir.path().join(format!("{name}.log")),
         )
         .unwrap()
+    }
+
+    /// `[cluster]` for `endpoints`, with the client certificate when etcd wants one.
+    fn cluster_section(&self, endpoints: &[String]) -> String {
+        let mut section = format!(
+            "[cluster]\nendpoints = {}\n",
+            e2e::etcd::toml_array(endpoints)
+        );
+        if let Some(tls) = self.etcd.tls() {
+            section.push_str(&format!(
+                "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n",
+                tls.ca, tls.client_cert, tls.client_key
+            ));
+        }
+        section
     }
 
     fn log(&self, name: &str) -> String {
@@ -95,8 +113,7 @@ rise = 1
 fall = 1
 jitter = "20ms"
 
-[cluster]
-endpoints = {endpoints}
+{cluster}
 
 [zones."cdn.test"]
 soa = {{ mname = "ns1.cdn.test", rname = "hostmaster.cdn.test" }}
@@ -113,7 +130,7 @@ names = ["www"]
 ttl = "5s"
 answers = {answers}
 "#,
-            endpoints = self.etcd.endpoints_toml(),
+            cluster = self.cluster_section(&self.etcd.endpoints()),
         );
         let process = self.spawn("geodns", name, &config);
         let started = wait_until(Duration::from_secs(15), || {
@@ -165,8 +182,7 @@ capacity = "16MiB"
 listen = "{address}:9180"
 token = "{TOKEN}"
 
-[cluster]
-endpoints = {endpoints}
+{cluster}
 
 [announce]
 service = "www"
@@ -175,7 +191,7 @@ location = {{ latitude = {latitude}, longitude = {longitude} }}
 ipv4 = ["{address}"]
 ttl = "{ttl}"
 "#,
-            endpoints = e2e::etcd::toml_array(endpoints),
+            cluster = self.cluster_section(endpoints),
             latitude = location.0,
             longitude = location.1,
         );
@@ -428,6 +444,11 @@ async fn etcd_outage_keeps_answers_and_joins_resume_after() {
         lab.log("geodns")
     );
     assert!(geodns.cluster_connected());
+    // The first edge renewed its announcement: still a member after its TTL.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut members = geodns.known_edges();
+    members.sort();
+    assert_eq!(members, ["first", "second"], "{}", lab.log("first"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,6 +489,12 @@ async fn a_purge_on_one_edge_clears_the_others() {
         );
         assert_eq!(edge.get("/page").header("x-cache"), Some("MISS"));
         assert_eq!(edge.get("/other").header("x-cache"), Some("HIT"));
+        let metrics = e2e::http::get(edge.admin(), "/metrics").unwrap().body;
+        assert!(
+            metrics.contains("edge_cluster_purges_applied_total 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("edge_cluster_announced 1"), "{metrics}");
     }
     eprintln!("purge applied everywhere in {:?}", published.elapsed());
 
@@ -613,5 +640,65 @@ async fn a_reconnecting_edge_catches_up_on_missed_purges() {
         "compacted history did not purge everything: {} objects\n{}",
         edge.cached_objects(),
         lab.log("isolated")
+    );
+    let metrics = e2e::http::get(edge.admin(), "/metrics").unwrap().body;
+    assert!(
+        metrics.contains("edge_cluster_full_purges_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_with_client_certificates() {
+    let Some(etcd) = Etcd::start_with(1, true) else {
+        return;
+    };
+    let Some(lab) = Lab::with_etcd(etcd) else {
+        return;
+    };
+    let origin = cacheable_origin().await;
+    let geodns = lab.geodns("geodns-tls", 1);
+    let edge = lab.edge("tls-edge", "eu", PARIS, origin.address(), "10s");
+    assert!(
+        wait_until(Duration::from_secs(15), || geodns
+            .answers_exactly(&[edge.address])),
+        "no join over TLS: {}\n{}",
+        lab.log("geodns-tls"),
+        lab.log("tls-edge")
+    );
+    // `ctl` reads the same [cluster] section, certificates included.
+    let config = lab.dir.path().join("geodns-tls.toml");
+    let output = Command::new(binary("geodns"))
+        .args(["ctl", "--config"])
+        .arg(&config)
+        .arg("members")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && listed.contains("tls-edge"),
+        "{listed}"
+    );
+    // Without a client certificate etcd refuses.
+    let tls = lab.etcd.tls().unwrap();
+    let anonymous = lab.dir.path().join("anonymous.toml");
+    std::fs::write(
+        &anonymous,
+        format!(
+            "[cluster]\nendpoints = {}\nca_file = {:?}\ndial_timeout = \"1s\"\nrequest_timeout = \"1s\"\n",
+            lab.etcd.endpoints_toml(),
+            tls.ca
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(binary("geodns"))
+        .args(["ctl", "--config"])
+        .arg(&anonymous)
+        .arg("members")
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "etcd accepted a client without a certificate"
     );
 }

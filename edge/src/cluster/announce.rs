@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use etcd_client::PutOptions;
+use prometheus_client::metrics::gauge::Gauge;
 use shared::EdgeStatus;
 use shared::cluster::{Backoff, ClusterError, EtcdConfig, MemberRecord, encode};
 use tokio_util::sync::CancellationToken;
@@ -22,16 +23,25 @@ pub struct Announcer {
     record: MemberRecord,
     ttl: Duration,
     edge: Edge,
+    announced: Gauge,
 }
 
 impl Announcer {
     /// Announces `record` with a lease of `ttl`, following `edge`'s drain state.
-    pub fn new(etcd: EtcdConfig, record: MemberRecord, ttl: Duration, edge: Edge) -> Self {
+    /// `announced` is set to 1 while the record is live.
+    pub fn new(
+        etcd: EtcdConfig,
+        record: MemberRecord,
+        ttl: Duration,
+        edge: Edge,
+        announced: Gauge,
+    ) -> Self {
         Self {
             etcd,
             record,
             ttl,
             edge,
+            announced,
         }
     }
 
@@ -39,7 +49,9 @@ impl Announcer {
     pub async fn run(self, leave: CancellationToken) {
         let mut backoff = Backoff::default();
         loop {
-            match self.session(&leave, &mut backoff).await {
+            let ended = self.session(&leave, &mut backoff).await;
+            self.announced.set(0);
+            match ended {
                 Ok(()) => return,
                 Err(error) => {
                     let delay = backoff.next_delay();
@@ -81,6 +93,7 @@ impl Announcer {
             )
             .await?;
         tracing::info!(key, lease, ttl, "announced in etcd");
+        self.announced.set(1);
         backoff.reset();
         let (mut keeper, mut renewals) = client.lease_keep_alive(lease).await?;
         let mut tick = tokio::time::interval(self.ttl / 3);

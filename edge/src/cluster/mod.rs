@@ -17,6 +17,8 @@ mod purges;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use shared::cluster::{ClusterMetrics, ClusterView, MemberRecord};
 use shared::metrics::Registry;
 use tokio::task::JoinHandle;
@@ -26,6 +28,40 @@ use crate::config::{AnnounceConfig, Config, DEFAULT_ADMIN_PORT, Location};
 use crate::proxy::{Edge, Peer, peer_url};
 
 pub use purges::PurgePublisher;
+
+/// What the cluster tasks of an edge report.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeClusterMetrics {
+    /// 1 while this edge's announcement is live in etcd.
+    pub announced: Gauge,
+    /// Purges published by others and applied here.
+    pub purges_applied: Counter,
+    /// Times the purge history was compacted while this edge was away, so
+    /// that it purged everything.
+    pub full_purges: Counter,
+}
+
+impl EdgeClusterMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "edge_cluster_announced",
+            "1 while this edge's member record is live in etcd",
+            metrics.announced.clone(),
+        );
+        registry.register(
+            "edge_cluster_purges_applied",
+            "Purges published by other edges or geodns ctl and applied here",
+            metrics.purges_applied.clone(),
+        );
+        registry.register(
+            "edge_cluster_full_purges",
+            "Whole-cache purges because purge history was compacted while disconnected",
+            metrics.full_purges.clone(),
+        );
+        metrics
+    }
+}
 
 /// The running cluster tasks of one edge.
 pub struct Cluster {
@@ -60,24 +96,32 @@ impl Cluster {
             return Ok(None);
         };
         Self::validate(config)?;
+        let metrics = EdgeClusterMetrics::register(registry);
         let leave = CancellationToken::new();
         let announcer = match &config.announce {
             Some(announce) => {
                 let capacity = config.cache.capacity.bytes();
                 let record = member_record(config, announce, capacity)?;
                 let ttl = announce.ttl.as_std().max(Duration::from_secs(1));
-                let task = announce::Announcer::new(etcd.clone(), record, ttl, edge.clone());
+                let task = announce::Announcer::new(
+                    etcd.clone(),
+                    record,
+                    ttl,
+                    edge.clone(),
+                    metrics.announced.clone(),
+                );
                 let stop = leave.clone();
                 Some(tokio::spawn(task.run(stop)))
             }
             None => None,
         };
-        purges::Follower::new(etcd.clone(), edge.clone()).spawn(shutdown.clone());
+        purges::Follower::new(etcd.clone(), edge.clone(), metrics).spawn(shutdown.clone());
         if config.fill.from_cluster
             && let Some(announce) = &config.announce
         {
-            let metrics = ClusterMetrics::register(registry);
-            let (view, _) = shared::cluster::follow(etcd.clone(), metrics, shutdown.clone());
+            let follower_metrics = ClusterMetrics::register(registry);
+            let (view, _) =
+                shared::cluster::follow(etcd.clone(), follower_metrics, shutdown.clone());
             tokio::spawn(follow_ring(
                 view,
                 edge.clone(),
@@ -185,6 +229,7 @@ async fn follow_ring(
             .members
             .values()
             .filter(|member| member.service == service && member.region == region)
+            .filter(|member| member.name != edge.name())
             .filter(|member| {
                 member.status == shared::EdgeStatus::Up && !current.is_drained(&member.name)
             })

@@ -15,6 +15,7 @@ use shared::cluster::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::EdgeClusterMetrics;
 use crate::proxy::Edge;
 
 /// Publishes purges on behalf of the admin API, over one lazily made connection.
@@ -56,16 +57,18 @@ impl PurgePublisher {
 pub struct Follower {
     etcd: EtcdConfig,
     edge: Edge,
+    metrics: EdgeClusterMetrics,
     /// The last revision applied (or known to need nothing).
     applied: Option<i64>,
 }
 
 impl Follower {
     /// Follows purges for `edge`.
-    pub fn new(etcd: EtcdConfig, edge: Edge) -> Self {
+    pub fn new(etcd: EtcdConfig, edge: Edge, metrics: EdgeClusterMetrics) -> Self {
         Self {
             etcd,
             edge,
+            metrics,
             applied: None,
         }
     }
@@ -121,6 +124,7 @@ impl Follower {
         while let Some(response) = stream.message().await? {
             if response.compact_revision() > 0 {
                 let removed = self.edge.store().clear();
+                self.metrics.full_purges.inc();
                 tracing::warn!(
                     missed_from = start,
                     compacted_to = response.compact_revision(),
@@ -152,6 +156,7 @@ impl Follower {
             Ok(record) if record.from == self.edge.name() => {}
             Ok(record) => {
                 let removed = self.edge.purge(&record.scope);
+                self.metrics.purges_applied.inc();
                 tracing::info!(from = record.from, scope = ?record.scope, removed, "cluster purge applied");
             }
             Err(error) => tracing::warn!(%error, "ignoring purge record"),
