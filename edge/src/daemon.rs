@@ -24,7 +24,10 @@ pub struct Daemon {
 
 /// Loads and validates a configuration file.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let config: Config = shared::config::load(path)?;
+    let mut config: Config = shared::config::load(path)?;
+    if let Some(etcd) = &mut config.cluster {
+        etcd.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+    }
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
     Edge::new(&config, metrics).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;

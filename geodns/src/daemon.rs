@@ -52,6 +52,16 @@ impl Daemon {
             }
             None => (None, None),
         };
+        // A membership saved by the last run is there before etcd answers.
+        let saved = cluster
+            .as_ref()
+            .map(|view| view.borrow().clone())
+            .unwrap_or_default();
+        let snapshot = if *saved == ClusterView::default() {
+            snapshot
+        } else {
+            snapshot.with_cluster(&health, &metrics, &saved)?
+        };
         health.reconcile(&snapshot.health_checks());
         let server_config = snapshot.config.server.clone();
         let admin_config = snapshot.config.admin.clone();

@@ -53,8 +53,11 @@ impl Snapshot {
         metrics: &DnsMetrics,
         cluster: &ClusterView,
     ) -> anyhow::Result<Self> {
-        let config: Config = shared::config::load(path)?;
+        let mut config: Config = shared::config::load(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(etcd) = &mut config.cluster {
+            etcd.resolve_paths(base_dir);
+        }
         let mut snapshot = Self::build(config, base_dir, health, metrics, cluster)
             .with_context(|| format!("{}", path.display()))?;
         snapshot.source = Some(path.to_path_buf());

@@ -130,7 +130,10 @@ names = ["www"]
 ttl = "5s"
 answers = {answers}
 "#,
-            cluster = self.cluster_section(&self.etcd.endpoints()),
+            cluster = format!(
+                "{}state_file = \"{name}-membership.json\"\n",
+                self.cluster_section(&self.etcd.endpoints())
+            ),
         );
         let process = self.spawn("geodns", name, &config);
         let started = wait_until(Duration::from_secs(15), || {

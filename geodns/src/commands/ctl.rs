@@ -28,9 +28,11 @@ impl EtcdArgs {
     fn etcd(&self) -> anyhow::Result<EtcdConfig> {
         if let Some(path) = &self.config {
             let config: Config = shared::config::load(path)?;
-            return config
+            let mut etcd = config
                 .cluster
-                .with_context(|| format!("{}: no [cluster] section", path.display()));
+                .with_context(|| format!("{}: no [cluster] section", path.display()))?;
+            etcd.resolve_paths(path.parent().unwrap_or(std::path::Path::new(".")));
+            return Ok(etcd);
         }
         if self.endpoints.is_empty() {
             anyhow::bail!("give --config FILE (with a [cluster] section) or --endpoints URL,...");

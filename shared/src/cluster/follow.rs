@@ -116,7 +116,12 @@ pub fn follow(
     metrics: ClusterMetrics,
     shutdown: CancellationToken,
 ) -> (watch::Receiver<Arc<ClusterView>>, Arc<ClusterStatus>) {
-    let (sender, receiver) = watch::channel(Arc::new(ClusterView::default()));
+    let initial = config
+        .state_file
+        .as_deref()
+        .and_then(load_state)
+        .unwrap_or_default();
+    let (sender, receiver) = watch::channel(Arc::new(initial));
     let status = Arc::new(ClusterStatus::default());
     let follower = Follower {
         keys: config.keys(),
@@ -233,6 +238,12 @@ impl Follower {
         self.metrics
             .drained
             .set(i64::try_from(view.admin.len()).unwrap_or(i64::MAX));
+        if let Some(path) = &self.config.state_file
+            && **self.sender.borrow() != view
+            && let Err(error) = save_state(path, &view)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot save the membership");
+        }
         self.sender.send_if_modified(|current| {
             if **current == view {
                 false
@@ -242,4 +253,31 @@ impl Follower {
             }
         });
     }
+}
+
+/// The membership saved by a previous run, if readable.
+fn load_state(path: &std::path::Path) -> Option<ClusterView> {
+    let bytes = std::fs::read(path).ok()?;
+    match serde_json::from_slice::<ClusterView>(&bytes) {
+        Ok(view) => {
+            tracing::info!(
+                path = %path.display(),
+                members = view.members.len(),
+                "starting from the membership saved by the last run"
+            );
+            Some(view)
+        }
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "ignoring an unreadable saved membership");
+            None
+        }
+    }
+}
+
+/// Writes `view` beside `path` and renames it into place, so that a crash
+/// never leaves half a file.
+fn save_state(path: &std::path::Path, view: &ClusterView) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, serde_json::to_vec_pretty(view)?)?;
+    std::fs::rename(&temporary, path)
 }

@@ -71,6 +71,10 @@ pub struct EtcdConfig {
     /// PEM key of `cert_file`.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Where to keep a copy of the last membership seen, so that a restart
+    /// while etcd is unreachable starts from it instead of from nothing.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 fn default_prefix() -> String {
@@ -117,6 +121,7 @@ impl EtcdConfig {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            state_file: None,
         }
     }
 
@@ -169,6 +174,25 @@ impl EtcdConfig {
             )));
         }
         Ok(())
+    }
+
+    /// Makes relative file paths relative to `base` (the directory of the
+    /// configuration file) instead of the working directory.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for path in [
+            &mut self.password_file,
+            &mut self.ca_file,
+            &mut self.cert_file,
+            &mut self.key_file,
+            &mut self.state_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
     }
 
     /// The key layout under this prefix.
@@ -329,6 +353,7 @@ mod tests {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            state_file: None,
         }
     }
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AdminRecord, AdminState, KeyLayout, MemberRecord};
 
 /// What etcd says about the edges, as last seen.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Announced edges, by name (sorted, so that every geodns orders them alike).
     pub members: BTreeMap<String, MemberRecord>,
