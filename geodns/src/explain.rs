@@ -68,6 +68,10 @@ pub struct EdgeExplanation {
     pub status: EdgeStatus,
     /// Last health-check error, if any.
     pub error: Option<String>,
+    /// Drained by an operator through etcd (no new clients whatever the health).
+    pub drained: bool,
+    /// Announced through etcd rather than configured.
+    pub announced: bool,
 }
 
 /// Explains `client` against every service of `snapshot`.
@@ -119,6 +123,8 @@ pub fn explain(snapshot: &Snapshot, client: IpAddr, epoch: u64) -> Explanation {
                         .health
                         .as_ref()
                         .and_then(|health| health.last_check().error),
+                    drained: edge.drained,
+                    announced: edge.announced,
                 })
                 .collect();
             ServiceExplanation {
@@ -183,11 +189,17 @@ impl Explanation {
                 let distance = edge
                     .ranked_km
                     .map_or_else(|| "-".to_string(), |km| format!("{km:.0} km"));
-                let error = edge
+                let mut error = edge
                     .error
                     .as_deref()
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default();
+                if edge.drained {
+                    error.push_str(" drained by an operator");
+                }
+                if edge.announced {
+                    error.push_str(" [announced]");
+                }
                 let _ = writeln!(
                     out,
                     "  {:<16} {:<8} {:>10}  {}{}",
