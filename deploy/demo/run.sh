@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local demo: builds every binary in release mode, then starts an origin,
 # three edges and geodns on loopback. Ctrl-C stops them all.
+# --cluster adds etcd (apt-get install etcd-server) and two edges that
+# announce themselves (docs/cluster.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The etcd client is generated from .proto files at build time.
@@ -13,4 +15,4 @@ if ! command -v protoc >/dev/null; then
     fi
 fi
 cargo build --release --bins
-exec target/release/geocdn-demo
+exec target/release/geocdn-demo "$@"

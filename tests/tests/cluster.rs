@@ -130,10 +130,11 @@ names = ["www"]
 ttl = "5s"
 answers = {answers}
 "#,
-            cluster = format!(
-                "{}state_file = \"{name}-membership.json\"\n",
-                self.cluster_section(&self.etcd.endpoints())
-            ),
+            cluster = self.cluster_section(&self.etcd.endpoints()),
+        );
+        let config = config.replace(
+            "[cluster]\n",
+            &format!("[cluster]\nstate_file = \"{name}-membership.json\"\n"),
         );
         let process = self.spawn("geodns", name, &config);
         let started = wait_until(Duration::from_secs(15), || {

@@ -33,9 +33,28 @@ fn production_and_demo_edge_configs_parse() {
         "demo/edge-eu.toml",
         "demo/edge-us.toml",
         "demo/edge-ap.toml",
+        "demo/cluster/edge-eu-2.toml",
+        "demo/cluster/edge-eu-3.toml",
     ] {
         edge::daemon::load(&deploy(file)).unwrap_or_else(|error| panic!("{file}: {error}"));
     }
+}
+
+#[test]
+fn cluster_demo_section_joins_every_config() {
+    let section = std::fs::read_to_string(deploy("demo/cluster/cluster.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["edge-eu.toml", "edge-us.toml", "edge-ap.toml"] {
+        let text = std::fs::read_to_string(deploy(&format!("demo/{file}"))).unwrap();
+        let path = dir.path().join(file);
+        std::fs::write(&path, format!("{text}\n{section}")).unwrap();
+        let config = edge::daemon::load(&path).unwrap_or_else(|error| panic!("{file}: {error}"));
+        assert!(config.cluster.is_some(), "{file}");
+    }
+    let geodns = std::fs::read_to_string(deploy("demo/geodns.toml")).unwrap();
+    let config: geodns::config::Config =
+        shared::config::parse("geodns.toml", &format!("{geodns}\n{section}")).unwrap();
+    assert!(config.cluster.is_some());
 }
 
 #[test]

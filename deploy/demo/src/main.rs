@@ -5,6 +5,11 @@
 //! built from `deploy/demo/networks.csv`, prints a walkthrough, and stops
 //! everything on Ctrl-C. The configurations are the files beside this
 //! program's source, embedded at build time and written to `target/demo/`.
+//!
+//! `geocdn-demo --cluster` adds an etcd (127.0.0.20:2379, needs the
+//! `etcd-server` package) that geodns and the edges follow, and two edges
+//! that no configuration lists (`eu-2`, `eu-3` on 127.0.0.14-15): they
+//! announce themselves, join the answers, and fill from each other.
 
 mod origin;
 
@@ -24,6 +29,20 @@ const EDGES: [(&str, &str, &str); 3] = [
     ("ap", "127.0.0.13", include_str!("../edge-ap.toml")),
 ];
 const ORIGIN: &str = "127.0.0.10:8000";
+const CLUSTER_SECTION: &str = include_str!("../cluster/cluster.toml");
+const ANNOUNCED_EDGES: [(&str, &str, &str); 2] = [
+    (
+        "eu-2",
+        "127.0.0.14",
+        include_str!("../cluster/edge-eu-2.toml"),
+    ),
+    (
+        "eu-3",
+        "127.0.0.15",
+        include_str!("../cluster/edge-eu-3.toml"),
+    ),
+];
+const ETCD: &str = "127.0.0.20";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,6 +64,12 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let cluster = args.iter().skip(1).any(|arg| arg == "--cluster");
+    if let Some(unknown) = args.iter().skip(1).find(|arg| arg.as_str() != "--cluster") {
+        anyhow::bail!(
+            "unknown argument {unknown}; usage: geocdn-demo [--cluster] | geocdn-demo origin ADDRESS:PORT"
+        );
+    }
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -64,13 +89,28 @@ async fn main() -> anyhow::Result<()> {
 
     std::fs::write(work.join("networks.csv"), NETWORKS)?;
     geoip::build_from_csv(&work.join("networks.csv"), &work.join("demo.mmdb"))?;
-    std::fs::write(work.join("geodns.toml"), GEODNS_CONFIG)?;
+    let with_cluster = |config: &str| {
+        if cluster {
+            format!("{config}\n{CLUSTER_SECTION}")
+        } else {
+            config.to_string()
+        }
+    };
+    let mut geodns_config = with_cluster(GEODNS_CONFIG);
+    if cluster {
+        geodns_config.push_str("state_file = \"membership.json\"\n");
+    }
+    std::fs::write(work.join("geodns.toml"), geodns_config)?;
 
     origin::serve(ORIGIN.parse()?).await?;
     let mut children: Vec<(String, Child)> = Vec::new();
+    if cluster {
+        children.push(("etcd".into(), start_etcd(&work)?));
+        wait_for(format!("{ETCD}:2379").parse()?, &mut children, &work).await?;
+    }
     for (region, _, config) in EDGES {
         let path = work.join(format!("edge-{region}.toml"));
-        std::fs::write(&path, config)?;
+        std::fs::write(&path, with_cluster(config))?;
         children.push((
             format!("edge {region}"),
             spawn(
@@ -89,8 +129,22 @@ async fn main() -> anyhow::Result<()> {
         )?,
     ));
 
+    let announced: &[(&str, &str, &str)] = if cluster { &ANNOUNCED_EDGES } else { &[] };
+    for (name, _, config) in announced {
+        let path = work.join(format!("edge-{name}.toml"));
+        std::fs::write(&path, config)?;
+        children.push((
+            format!("edge {name}"),
+            spawn(
+                &binaries.join("edge"),
+                &path,
+                &work.join(format!("edge-{name}.log")),
+            )?,
+        ));
+    }
     let mut waits: Vec<SocketAddr> = EDGES
         .iter()
+        .chain(announced)
         .map(|(_, address, _)| format!("{address}:8080").parse())
         .collect::<Result<_, _>>()?;
     waits.push("127.0.0.1:5353".parse()?);
@@ -98,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
         wait_for(address, &mut children, &work).await?;
     }
     print_walkthrough(&children, &work);
+    if cluster {
+        print_cluster_walkthrough(&children, &work);
+    }
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -113,6 +170,46 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("stopped everything.");
     Ok(())
+}
+
+/// A one-member etcd on 127.0.0.20 with fresh data in `work/etcd`.
+fn start_etcd(work: &Path) -> anyhow::Result<Child> {
+    let binary = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("etcd"))
+        .find(|path| path.is_file())
+        .context("the cluster demo needs etcd: apt-get install etcd-server")?;
+    let data = work.join("etcd");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("remove {}", data.display()))?;
+    }
+    let client = format!("http://{ETCD}:2379");
+    let peer = format!("http://{ETCD}:2380");
+    let log = std::fs::File::create(work.join("etcd.log"))?;
+    Command::new(&binary)
+        .args(["--name", "demo", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("demo={peer}")])
+        .args(["--logger", "zap", "--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
 }
 
 fn spawn(binary: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
@@ -214,5 +311,52 @@ Ctrl-C stops everything."#,
         ap = pid("edge ap"),
         work = work.display(),
         geodns = geodns.display(),
+    );
+}
+
+fn print_cluster_walkthrough(children: &[(String, Child)], work: &Path) {
+    let pid = |wanted: &str| {
+        children
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .and_then(|(_, child)| child.id())
+            .map_or_else(|| "?".to_string(), |pid| pid.to_string())
+    };
+    let geodns = work.parent().map_or_else(
+        || PathBuf::from("geodns"),
+        |target| target.join("release/geodns"),
+    );
+    let ctl = format!("{} ctl --endpoints http://{ETCD}:2379", geodns.display());
+    println!(
+        r#"
+Cluster mode: etcd on http://{ETCD}:2379 (pid {etcd}); eu-2 (127.0.0.14, Amsterdam,
+pid {eu2}) and eu-3 (127.0.0.15, Paris, pid {eu3}) are in no configuration file:
+they announce themselves.
+
+  # Who announced itself, and Amsterdam now sent to eu-2 (give it a second or two):
+  {ctl} members
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=192.0.2.0/24      # -> 127.0.0.14
+
+  # Drain eu-2 on every geodns, then put it back:
+  {ctl} drain eu-2 --reason demo
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=192.0.2.0/24      # -> 127.0.0.11
+  {ctl} pool eu-2
+
+  # Regional fill: eu-2 and eu-3 share one origin fetch per object (Via shows the hop):
+  curl -si http://127.0.0.14:8080/fill.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|via)'
+  curl -si http://127.0.0.15:8080/fill.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|via)'
+
+  # A purge sent to one edge reaches all five:
+  curl -s -X POST -H 'Authorization: Bearer demo-token' 'http://127.0.0.11:9180/purge?url=/fill.txt&host=www.cdn.example.com'
+
+  # Freeze eu-2: out of the answers within a second (health checks), out of the
+  # membership when its 10 s lease expires; thawed, it announces itself again:
+  kill -STOP {eu2}; sleep 2
+  dig @127.0.0.1 -p 5353 www.cdn.example.com +short +subnet=192.0.2.0/24      # -> 127.0.0.11
+  sleep 10; {ctl} members                     # eu-2 is gone: its lease expired
+  kill -CONT {eu2}; sleep 2; {ctl} members    # and back: it announced itself again"#,
+        etcd = pid("etcd"),
+        eu2 = pid("edge eu-2"),
+        eu3 = pid("edge eu-3"),
     );
 }
