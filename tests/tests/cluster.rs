@@ -581,6 +581,15 @@ async fn three_etcd_members_with_one_down() {
     .unwrap();
     assert_eq!(purged.status, 200, "{}", purged.body);
     assert!(wait_until(Duration::from_secs(3), || us.cached_objects() == 0));
+
+    // The fill ring forms too (drained edges are left out of it).
+    lab.ctl(&["pool", "quorum-eu"]);
+    let eu_second = lab.edge("quorum-eu-2", "eu", PARIS, origin.address(), "10s");
+    assert!(
+        wait_until(Duration::from_secs(10), || eu_second.ring_size() == 1
+            && eu.ring_size() == 1),
+        "no ring with one etcd member down"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

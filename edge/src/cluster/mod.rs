@@ -113,7 +113,12 @@ impl Cluster {
                 let stop = leave.clone();
                 Some(tokio::spawn(task.run(stop)))
             }
-            None => None,
+            None => {
+                tracing::info!(
+                    "[cluster] without [announce]: following purges only; geodns will not learn of this edge from etcd"
+                );
+                None
+            }
         };
         purges::Follower::new(etcd.clone(), edge.clone(), metrics).spawn(shutdown.clone());
         if config.fill.from_cluster
