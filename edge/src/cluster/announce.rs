@@ -117,7 +117,7 @@ impl Announcer {
                 renewal = renewals.message() => match renewal? {
                     Some(renewal) if renewal.ttl() > 0 => {}
                     _ => {
-                        return Err(ClusterError::Config(format!("lease {lease} expired")));
+                        return Err(ClusterError::Lost(format!("lease {lease} expired")));
                     }
                 },
                 _ = self.edge.draining_changed() => {}

@@ -42,7 +42,7 @@ impl PurgePublisher {
             *client = Some(self.etcd.connect().await?);
         }
         let Some(connected) = client.as_mut() else {
-            return Err(ClusterError::Config("no etcd connection".into()));
+            return Err(ClusterError::Lost("no etcd connection".into()));
         };
         let result = shared::cluster::publish_purge(connected, &self.etcd, scope, &self.from).await;
         if result.is_err() {
@@ -81,7 +81,7 @@ impl Follower {
                 let error = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     result = self.session(&mut backoff) => match result {
-                        Ok(()) => ClusterError::Config("etcd closed the purge watch".into()),
+                        Ok(()) => ClusterError::Lost("etcd closed the purge watch".into()),
                         Err(error) => error,
                     },
                 };
@@ -132,10 +132,10 @@ impl Follower {
                     "purge history compacted while away: purged everything"
                 );
                 self.applied = Some(response.compact_revision() - 1);
-                return Err(ClusterError::Config("purge history compacted".into()));
+                return Err(ClusterError::Lost("purge history compacted".into()));
             }
             if response.canceled() {
-                return Err(ClusterError::Config(format!(
+                return Err(ClusterError::Lost(format!(
                     "etcd cancelled the purge watch: {}",
                     response.cancel_reason()
                 )));

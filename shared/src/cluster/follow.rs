@@ -149,7 +149,7 @@ impl Follower {
             let error = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 result = self.follow(&mut backoff) => match result {
-                    Ok(()) => ClusterError::Config("etcd closed the watch".into()),
+                    Ok(()) => ClusterError::Lost("etcd closed the watch".into()),
                     Err(error) => error,
                 },
             };
@@ -209,7 +209,7 @@ impl Follower {
         backoff.reset();
         while let Some(response) = stream.message().await? {
             if response.canceled() {
-                return Err(ClusterError::Config(format!(
+                return Err(ClusterError::Lost(format!(
                     "etcd cancelled the watch: {}",
                     response.cancel_reason()
                 )));

@@ -93,8 +93,11 @@ fn default_request_timeout() -> Duration {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The settings cannot work.
-    #[error("cluster: {0}")]
+    #[error("{0}")]
     Config(String),
+    /// A watch or lease ended: the caller starts over.
+    #[error("{0}")]
+    Lost(String),
     /// etcd refused or did not answer.
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
@@ -252,7 +255,8 @@ impl EtcdConfig {
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| ClusterError::Config("no endpoints".into())))
+        Err(last_error
+            .unwrap_or_else(|| ClusterError::Config("cluster.endpoints: none given".into())))
     }
 
     fn password(&self) -> Result<String, ClusterError> {
@@ -285,7 +289,7 @@ async fn try_member(
     match tokio::time::timeout(timeout, client.status()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(error)) => Err(error.into()),
-        Err(_) => Err(ClusterError::Config(format!(
+        Err(_) => Err(ClusterError::Lost(format!(
             "{endpoint} did not answer within {timeout:?}"
         ))),
     }
