@@ -32,6 +32,7 @@ struct Lab {
 /// A started geodns.
 struct Geodns {
     address: Ipv4Addr,
+    log: std::path::PathBuf,
     _process: ChildGuard,
 }
 
@@ -143,6 +144,7 @@ answers = {answers}
         assert!(started, "geodns did not start: {}", self.log(name));
         Geodns {
             address,
+            log: self.dir.path().join(format!("{name}.log")),
             _process: process,
         }
     }
@@ -247,6 +249,18 @@ impl Geodns {
         got == wanted
     }
 
+    /// Waits up to `within` for the answer to be exactly `wanted`; panics
+    /// with the last answer and geodns's log otherwise.
+    fn expect_answer(&self, wanted: &[Ipv4Addr], within: Duration, what: &str) {
+        if !wait_until(within, || self.answers_exactly(wanted)) {
+            panic!(
+                "{what}: wanted {wanted:?}, got {:?}\n{}",
+                self.answer(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
     /// Names of the edges in `/status`.
     fn known_edges(&self) -> Vec<String> {
         let status = e2e::http::get(SocketAddr::from((self.address, 9153)), "/status").unwrap();
@@ -315,12 +329,10 @@ async fn announced_edges_join_and_leave_without_touching_geodns() {
 
     let near = lab.edge("near", "eu", PARIS, origin.address(), "10s");
     let short_lived = lab.edge("short", "eu", FRANKFURT, origin.address(), "2s");
-    assert!(
-        wait_until(Duration::from_secs(10), || geodns
-            .answers_exactly(&[near.address, short_lived.address])),
-        "announced edges never answered: {:?}\n{}",
-        geodns.answer(),
-        lab.log("geodns")
+    geodns.expect_answer(
+        &[near.address, short_lived.address],
+        Duration::from_secs(10),
+        "announced edges never answered",
     );
 
     // Killed: the lease expires after its 2 s TTL and the member is gone.
@@ -367,11 +379,10 @@ async fn ctl_drain_moves_answers_on_every_geodns() {
     assert!(said.contains("drained"), "{said}");
     let drained_at = Instant::now();
     for geodns in [&first, &second] {
-        assert!(
-            wait_until(Duration::from_secs(3), || geodns
-                .answers_exactly(&[us.address])),
-            "drain did not move Paris to us: {:?}",
-            geodns.answer()
+        geodns.expect_answer(
+            &[us.address],
+            Duration::from_secs(3),
+            "drain did not move Paris to us",
         );
     }
     eprintln!("drain applied on both in {:?}", drained_at.elapsed());
@@ -383,11 +394,10 @@ async fn ctl_drain_moves_answers_on_every_geodns() {
 
     lab.ctl(&["pool", "eu-1"]);
     for geodns in [&first, &second] {
-        assert!(
-            wait_until(Duration::from_secs(3), || geodns
-                .answers_exactly(&[eu.address])),
-            "pool did not bring Paris back to eu: {:?}",
-            geodns.answer()
+        geodns.expect_answer(
+            &[eu.address],
+            Duration::from_secs(3),
+            "pool did not bring Paris back to eu",
         );
     }
 
@@ -404,8 +414,11 @@ async fn ctl_drain_moves_answers_on_every_geodns() {
     )
     .unwrap();
     assert_eq!(accepted.status, 200, "{}", accepted.body);
-    assert!(wait_until(Duration::from_secs(3), || second
-        .answers_exactly(&[us.address])));
+    second.expect_answer(
+        &[us.address],
+        Duration::from_secs(3),
+        "the admin API's drain did not reach the other geodns",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,8 +427,11 @@ async fn etcd_outage_keeps_answers_and_joins_resume_after() {
     let origin = cacheable_origin().await;
     let geodns = lab.geodns("geodns", 2);
     let first = lab.edge("first", "eu", PARIS, origin.address(), "3s");
-    assert!(wait_until(Duration::from_secs(10), || geodns
-        .answers_exactly(&[first.address])));
+    geodns.expect_answer(
+        &[first.address],
+        Duration::from_secs(10),
+        "the first edge never joined",
+    );
 
     lab.etcd.stop(0);
     assert!(
@@ -440,12 +456,10 @@ async fn etcd_outage_keeps_answers_and_joins_resume_after() {
 
     lab.etcd.restart(0);
     let second = lab.edge("second", "eu", FRANKFURT, origin.address(), "3s");
-    assert!(
-        wait_until(Duration::from_secs(25), || geodns
-            .answers_exactly(&[first.address, second.address])),
-        "no join seen after etcd came back: {:?}\n{}",
-        geodns.answer(),
-        lab.log("geodns")
+    geodns.expect_answer(
+        &[first.address, second.address],
+        Duration::from_secs(25),
+        "no join seen after etcd came back",
     );
     assert!(geodns.cluster_connected());
     // The first edge renewed its announcement: still a member after its TTL.
@@ -566,8 +580,11 @@ async fn three_etcd_members_with_one_down() {
         lab.log("geodns")
     );
     lab.ctl(&["drain", "quorum-eu"]);
-    assert!(wait_until(Duration::from_secs(3), || geodns
-        .answers_exactly(&[us.address])));
+    geodns.expect_answer(
+        &[us.address],
+        Duration::from_secs(3),
+        "drain did not move the answer with one etcd member down",
+    );
 
     assert_eq!(us.get("/q").header("x-cache"), Some("MISS"));
     let bearer = format!("Bearer {TOKEN}");
@@ -672,12 +689,10 @@ async fn etcd_over_tls_with_client_certificates() {
     let origin = cacheable_origin().await;
     let geodns = lab.geodns("geodns-tls", 1);
     let edge = lab.edge("tls-edge", "eu", PARIS, origin.address(), "10s");
-    assert!(
-        wait_until(Duration::from_secs(15), || geodns
-            .answers_exactly(&[edge.address])),
-        "no join over TLS: {}\n{}",
-        lab.log("geodns-tls"),
-        lab.log("tls-edge")
+    geodns.expect_answer(
+        &[edge.address],
+        Duration::from_secs(15),
+        "no join over TLS: {}",
     );
     // `ctl` reads the same [cluster] section, certificates included.
     let config = lab.dir.path().join("geodns-tls.toml");

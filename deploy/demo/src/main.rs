@@ -108,15 +108,24 @@ async fn main() -> anyhow::Result<()> {
         children.push(("etcd".into(), start_etcd(&work)?));
         wait_for(format!("{ETCD}:2379").parse()?, &mut children, &work).await?;
     }
-    for (region, _, config) in EDGES {
-        let path = work.join(format!("edge-{region}.toml"));
-        std::fs::write(&path, with_cluster(config))?;
+    let announced: &[(&str, &str, &str)] = if cluster { &ANNOUNCED_EDGES } else { &[] };
+    let edge_configs = EDGES
+        .iter()
+        .map(|(name, _, config)| (*name, with_cluster(config)))
+        .chain(
+            announced
+                .iter()
+                .map(|(name, _, config)| (*name, (*config).to_string())),
+        );
+    for (name, config) in edge_configs {
+        let path = work.join(format!("edge-{name}.toml"));
+        std::fs::write(&path, config)?;
         children.push((
-            format!("edge {region}"),
+            format!("edge {name}"),
             spawn(
                 &binaries.join("edge"),
                 &path,
-                &work.join(format!("edge-{region}.log")),
+                &work.join(format!("edge-{name}.log")),
             )?,
         ));
     }
@@ -129,19 +138,6 @@ async fn main() -> anyhow::Result<()> {
         )?,
     ));
 
-    let announced: &[(&str, &str, &str)] = if cluster { &ANNOUNCED_EDGES } else { &[] };
-    for (name, _, config) in announced {
-        let path = work.join(format!("edge-{name}.toml"));
-        std::fs::write(&path, config)?;
-        children.push((
-            format!("edge {name}"),
-            spawn(
-                &binaries.join("edge"),
-                &path,
-                &work.join(format!("edge-{name}.log")),
-            )?,
-        ));
-    }
     let mut waits: Vec<SocketAddr> = EDGES
         .iter()
         .chain(announced)
@@ -262,18 +258,26 @@ async fn first_exit(children: &mut [(String, Child)]) -> String {
     }
 }
 
-fn print_walkthrough(children: &[(String, Child)], work: &Path) {
-    let pid = |wanted: &str| {
-        children
-            .iter()
-            .find(|(name, _)| name == wanted)
-            .and_then(|(_, child)| child.id())
-            .map_or_else(|| "?".to_string(), |pid| pid.to_string())
-    };
-    let geodns: PathBuf = work.parent().map_or_else(
+/// The process id of child `wanted`, for the walkthrough.
+fn pid_of(children: &[(String, Child)], wanted: &str) -> String {
+    children
+        .iter()
+        .find(|(name, _)| name == wanted)
+        .and_then(|(_, child)| child.id())
+        .map_or_else(|| "?".to_string(), |pid| pid.to_string())
+}
+
+/// Where `run.sh` built geodns, for commands to paste.
+fn geodns_path(work: &Path) -> PathBuf {
+    work.parent().map_or_else(
         || PathBuf::from("geodns"),
         |target| target.join("release/geodns"),
-    );
+    )
+}
+
+fn print_walkthrough(children: &[(String, Child)], work: &Path) {
+    let pid = |wanted: &str| pid_of(children, wanted);
+    let geodns = geodns_path(work);
     println!(
         r#"
 GeoCDN demo is running:
@@ -315,17 +319,8 @@ Ctrl-C stops everything."#,
 }
 
 fn print_cluster_walkthrough(children: &[(String, Child)], work: &Path) {
-    let pid = |wanted: &str| {
-        children
-            .iter()
-            .find(|(name, _)| name == wanted)
-            .and_then(|(_, child)| child.id())
-            .map_or_else(|| "?".to_string(), |pid| pid.to_string())
-    };
-    let geodns = work.parent().map_or_else(
-        || PathBuf::from("geodns"),
-        |target| target.join("release/geodns"),
-    );
+    let pid = |wanted: &str| pid_of(children, wanted);
+    let geodns = geodns_path(work);
     let ctl = format!("{} ctl --endpoints http://{ETCD}:2379", geodns.display());
     println!(
         r#"
