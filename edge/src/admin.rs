@@ -102,6 +102,7 @@ struct RingReport {
 struct RingPeer {
     name: String,
     url: String,
+    up: bool,
 }
 
 /// `GET /ring`: the other edges this one fills from (configured and announced).
@@ -112,9 +113,10 @@ fn ring(edge: &Edge) -> RingReport {
             .ring()
             .peers()
             .iter()
-            .map(|peer| RingPeer {
-                name: peer.name.clone(),
-                url: peer.base.to_string(),
+            .map(|member| RingPeer {
+                name: member.peer.name.clone(),
+                url: member.peer.base.to_string(),
+                up: member.is_up(),
             })
             .collect(),
     }

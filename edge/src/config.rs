@@ -108,6 +108,12 @@ pub struct FillConfig {
     /// Peers tried for one miss before going to the parent or origin.
     #[serde(default = "default_peer_attempts")]
     pub peer_attempts: usize,
+    /// A peer that has not sent the response head within this is passed
+    /// over for the next one (or the origin): bounds what a frozen peer
+    /// costs before its checks notice. Keep it above the origin's usual
+    /// time to first byte, which the owner waits for on a miss.
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout: Duration,
 }
 
 impl Default for FillConfig {
@@ -117,6 +123,7 @@ impl Default for FillConfig {
             peers: Vec::new(),
             parent: None,
             peer_attempts: default_peer_attempts(),
+            peer_timeout: default_peer_timeout(),
         }
     }
 }
@@ -129,6 +136,10 @@ fn default_peer_attempts() -> usize {
     2
 }
 
+fn default_peer_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
 /// `[[fill.peers]]`: one edge of the ring.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +148,9 @@ pub struct PeerConfig {
     pub name: String,
     /// Its client-facing base URL, `http://host:port`.
     pub url: String,
+    /// Its `/healthz` URL: while it does not answer, fills skip it.
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 /// `[server]`.

@@ -43,6 +43,10 @@ impl Daemon {
         let edge = Edge::new(config, metrics.clone())?;
         let http = HttpServer::start(&config.server, edge.clone(), shutdown.clone()).await?;
         let cluster = Cluster::start(config, &edge, &mut registry, &shutdown)?;
+        tokio::spawn(crate::proxy::peer_check::run(
+            edge.clone(),
+            shutdown.clone(),
+        ));
         let router = crate::admin::router(
             edge.clone(),
             Arc::new(registry),

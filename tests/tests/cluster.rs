@@ -299,6 +299,16 @@ impl EdgeNode {
         json["cache"]["objects"].as_u64().unwrap()
     }
 
+    fn peer_is_down(&self, name: &str) -> bool {
+        let ring = e2e::http::get(self.admin(), "/ring").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&ring.body).unwrap();
+        json["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|peer| peer["name"] == name && peer["up"] == false)
+    }
+
     fn ring_size(&self) -> usize {
         let ring = e2e::http::get(self.admin(), "/ring").unwrap();
         let json: serde_json::Value = serde_json::from_str(&ring.body).unwrap();
@@ -553,8 +563,28 @@ async fn regional_fill_makes_one_origin_fetch_per_object() {
         "expected about one origin fetch per object, got {fetched}"
     );
 
-    // One edge killed: its keys fall to the next in hash order or the origin.
-    edges.pop().unwrap().process.signal("KILL");
+    // One edge frozen: it still accepts connections but answers nothing.
+    // Its checks fail within about two seconds, and from then on its keys go
+    // to the next in hash order or the origin instead of waiting for it.
+    let frozen = edges.pop().unwrap();
+    frozen.process.signal("STOP");
+    for edge in &edges {
+        assert!(
+            wait_until(Duration::from_secs(10), || edge.peer_is_down("fill-c")),
+            "a frozen peer was never noticed"
+        );
+    }
+    for object in 100..150 {
+        for edge in &edges {
+            let response = edge.get(&format!("/obj/{object}"));
+            assert_eq!(
+                response.status, 200,
+                "/obj/{object} failed with a frozen peer"
+            );
+        }
+    }
+    // Killed: the same, and the old objects are still served.
+    frozen.process.signal("KILL");
     for object in 0..150 {
         for edge in &edges {
             let response = edge.get(&format!("/obj/{object}"));

@@ -243,6 +243,7 @@ async fn follow_ring(
                 Some(Peer {
                     name: member.name.clone(),
                     base,
+                    health: peer_url(&member.health_url).ok(),
                 })
             })
             .collect();

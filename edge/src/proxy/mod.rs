@@ -21,6 +21,7 @@ mod fill;
 mod headers;
 mod origin;
 mod pass;
+pub mod peer_check;
 mod respond;
 mod ring;
 
@@ -41,7 +42,7 @@ use tokio::sync::Notify;
 pub use coalesce::{Coalescer, Outcome};
 pub use origin::{FILL_FROM_PEER, Origin, OriginBody, OriginError, Upstream, peer_url};
 pub use respond::CacheStatus;
-pub use ring::{Peer, Ring};
+pub use ring::{Peer, Ring, RingPeer};
 
 use crate::cache::key::KeyRules;
 use crate::cache::rules::TtlRules;
@@ -120,11 +121,7 @@ impl Drop for InFlight<'_> {
 impl Edge {
     /// Builds the proxy from its configuration.
     pub fn new(config: &Config, metrics: Arc<EdgeMetrics>) -> anyhow::Result<Self> {
-        let origin = Origin::new(
-            &config.origin,
-            config.fill.parent.as_deref(),
-            &config.server.name,
-        )?;
+        let origin = Origin::new(&config.origin, &config.fill, &config.server.name)?;
         let peers = config
             .fill
             .peers
@@ -133,9 +130,16 @@ impl Edge {
             .map(|(index, peer)| {
                 let base = peer_url(&peer.url)
                     .map_err(|error| anyhow::anyhow!("fill.peers[{index}].url: {error}"))?;
+                let health = peer
+                    .health
+                    .as_deref()
+                    .map(peer_url)
+                    .transpose()
+                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].health: {error}"))?;
                 Ok(Peer {
                     name: peer.name.clone(),
                     base,
+                    health,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 use hyper::header::{HeaderName, HeaderValue};
 
-use crate::config::OriginConfig;
+use crate::config::{FillConfig, OriginConfig};
 
 /// Set on a fill request to a peer: the peer fetches from its parent or the
 /// origin itself instead of asking its own peers (no ping-pong when two
@@ -69,6 +69,7 @@ pub struct Origin {
     /// Marks requests to peers so that they fetch themselves, not ask
     /// their own peers: this edge's name.
     fill_marker: HeaderValue,
+    peer_timeout: Duration,
     host: Option<String>,
     first_byte_timeout: Duration,
     /// Bound on the whole exchange, body included.
@@ -77,9 +78,9 @@ pub struct Origin {
 
 impl Origin {
     /// Builds the client; fails on URLs that are not `http://host[:port]`.
-    /// `parent` (`[fill] parent`) is asked before the origins on a fill;
-    /// `node` names this edge to its peers.
-    pub fn new(config: &OriginConfig, parent: Option<&str>, node: &str) -> anyhow::Result<Self> {
+    /// `[fill]` names the parent asked before the origins on a fill and
+    /// bounds the wait for peers; `node` names this edge to its peers.
+    pub fn new(config: &OriginConfig, fill: &FillConfig, node: &str) -> anyhow::Result<Self> {
         if config.urls.is_empty() {
             anyhow::bail!("origin.urls: give at least one origin URL");
         }
@@ -89,7 +90,9 @@ impl Origin {
                 base_url(url).map_err(|error| anyhow::anyhow!("origin.urls[{index}]: {error}"))?;
             bases.push(uri);
         }
-        let parent = parent
+        let parent = fill
+            .parent
+            .as_deref()
             .map(|url| base_url(url).map_err(|error| anyhow::anyhow!("fill.parent: {error}")))
             .transpose()?;
         let fill_marker = HeaderValue::from_str(node)
@@ -106,6 +109,10 @@ impl Origin {
             bases,
             parent,
             fill_marker,
+            peer_timeout: fill
+                .peer_timeout
+                .as_std()
+                .min(config.first_byte_timeout.as_std()),
             host: config.host.clone(),
             first_byte_timeout: config.first_byte_timeout.as_std(),
             total_timeout: config.total_timeout.as_std(),
@@ -156,8 +163,11 @@ impl Origin {
                 Err(error) => return Err(OriginError::Failed(error)),
             };
             let upstream_name = upstream.as_str();
-            match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await
-            {
+            let limit = match upstream {
+                Upstream::Peer => self.peer_timeout,
+                Upstream::Parent | Upstream::Origin => self.first_byte_timeout,
+            };
+            match tokio::time::timeout(limit, self.client.request(request)).await {
                 Ok(Ok(response)) => return Ok((response, upstream)),
                 Ok(Err(error)) if error.is_connect() => {
                     tracing::warn!(upstream = upstream_name, %base, %error, "refused; trying the next");
@@ -166,7 +176,7 @@ impl Origin {
                 Ok(Err(error)) => return Err(OriginError::Failed(error.to_string())),
                 Err(_) => {
                     tracing::warn!(upstream = upstream_name, %base, "timed out; trying the next");
-                    last_error = OriginError::Timeout(self.first_byte_timeout);
+                    last_error = OriginError::Timeout(limit);
                 }
             }
         }

@@ -7,8 +7,13 @@
 //! a non-owner is fetched from the edges ranked above this one (the owner
 //! first, the next ones if it is down), never from those below: an edge
 //! that ranks itself first goes to the parent or origin.
+//!
+//! A peer whose health checks fail ([`super::peer_check`]) is skipped, so a
+//! frozen owner costs a miss its timeout only until it is noticed, not
+//! until its lease expires.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use arc_swap::ArcSwap;
 use hyper::Uri;
@@ -20,6 +25,51 @@ pub struct Peer {
     pub name: String,
     /// Its client-facing base URL.
     pub base: Uri,
+    /// Its health document, checked while it is in the ring.
+    pub health: Option<Uri>,
+}
+
+/// A peer in the ring with what its checks saw.
+#[derive(Debug)]
+pub struct RingPeer {
+    /// Who.
+    pub peer: Peer,
+    up: AtomicBool,
+    failures: AtomicU32,
+}
+
+/// Consecutive failed checks that take a peer out of fills.
+const FALL: u32 = 2;
+
+impl RingPeer {
+    fn new(peer: Peer) -> Self {
+        Self {
+            peer,
+            // A member just announced is most likely serving.
+            up: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether fills may ask it.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records a check: any HTTP answer means it serves; `FALL`
+    /// consecutive failures mean it does not.
+    pub fn record_check(&self, answered: bool) {
+        if answered {
+            self.failures.store(0, Ordering::Relaxed);
+            if !self.up.swap(true, Ordering::Relaxed) {
+                tracing::info!(peer = self.peer.name, "fill peer answers again");
+            }
+        } else if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FALL
+            && self.up.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!(peer = self.peer.name, "fill peer does not answer; skipped");
+        }
+    }
 }
 
 /// This edge's view of its region.
@@ -27,7 +77,7 @@ pub struct Peer {
 pub struct Ring {
     own: String,
     configured: Vec<Peer>,
-    members: ArcSwap<Vec<Peer>>,
+    members: ArcSwap<Vec<Arc<RingPeer>>>,
     attempts: usize,
 }
 
@@ -46,7 +96,8 @@ impl Ring {
     }
 
     /// Replaces the peers learnt from etcd; configured peers stay, and win
-    /// over an announcement with the same name.
+    /// over an announcement with the same name. Peers that did not change
+    /// keep their check state.
     pub fn set_announced(&self, announced: Vec<Peer>) {
         let mut peers = self.configured.clone();
         for peer in announced {
@@ -56,11 +107,22 @@ impl Ring {
         }
         peers.retain(|peer| peer.name != self.own);
         peers.sort_by(|a, b| a.name.cmp(&b.name));
-        self.members.store(Arc::new(peers));
+        let current = self.members.load();
+        let members = peers
+            .into_iter()
+            .map(|peer| {
+                current
+                    .iter()
+                    .find(|known| known.peer == peer)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(RingPeer::new(peer)))
+            })
+            .collect();
+        self.members.store(Arc::new(members));
     }
 
     /// The other edges of the ring, by name.
-    pub fn peers(&self) -> Arc<Vec<Peer>> {
+    pub fn peers(&self) -> Arc<Vec<Arc<RingPeer>>> {
         self.members.load_full()
     }
 
@@ -74,7 +136,8 @@ impl Ring {
         let own_score = score(&self.own, key);
         let mut above: Vec<(u64, &Peer)> = peers
             .iter()
-            .map(|peer| (score(&peer.name, key), peer))
+            .filter(|member| member.is_up())
+            .map(|member| (score(&member.peer.name, key), &member.peer))
             .filter(|(peer_score, peer)| {
                 (*peer_score, peer.name.as_str()) > (own_score, self.own.as_str())
             })
@@ -113,6 +176,7 @@ mod tests {
         Peer {
             name: name.into(),
             base: format!("http://{name}:8080").parse().unwrap(),
+            health: None,
         }
     }
 
@@ -172,8 +236,34 @@ mod tests {
     fn announced_peers_merge_with_configured_ones() {
         let ring = Ring::new("a", vec![peer("b")], 2);
         ring.set_announced(vec![peer("a"), peer("c"), peer("b")]);
-        let names: Vec<String> = ring.peers().iter().map(|peer| peer.name.clone()).collect();
+        let names: Vec<String> = ring
+            .peers()
+            .iter()
+            .map(|member| member.peer.name.clone())
+            .collect();
         assert_eq!(names, ["b", "c"]);
         assert!(Ring::new("a", Vec::new(), 2).ask_for("/x").is_empty());
+    }
+
+    #[test]
+    fn peers_that_fail_their_checks_are_skipped_until_they_answer() {
+        let ring = Ring::new("a", vec![peer("b")], 2);
+        let key = (0..100)
+            .map(|index| format!("/k/{index}"))
+            .find(|key| !ring.ask_for(key).is_empty())
+            .unwrap();
+        let b = ring.peers()[0].clone();
+        b.record_check(false);
+        assert!(!ring.ask_for(&key).is_empty(), "one failure is not enough");
+        b.record_check(false);
+        assert!(
+            ring.ask_for(&key).is_empty(),
+            "down: straight to the origin"
+        );
+        // A membership update keeps what the checks saw.
+        ring.set_announced(vec![peer("b")]);
+        assert!(ring.ask_for(&key).is_empty());
+        b.record_check(true);
+        assert!(!ring.ask_for(&key).is_empty());
     }
 }
