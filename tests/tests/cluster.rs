@@ -201,11 +201,16 @@ ttl = "{ttl}"
             latitude = location.0,
             longitude = location.1,
         );
-        let process = self.spawn("edge", name, &config);
+        self.start_edge(name, address, &config)
+    }
+
+    /// Starts an edge from `config` (written to `file`.toml), listening on `address`.
+    fn start_edge(&self, file: &str, address: Ipv4Addr, config: &str) -> EdgeNode {
+        let process = self.spawn("edge", file, config);
         let started = wait_until(Duration::from_secs(15), || {
             e2e::http::get(SocketAddr::from((address, 9180)), "/healthz").is_ok()
         });
-        assert!(started, "edge {name} did not start: {}", self.log(name));
+        assert!(started, "edge {file} did not start: {}", self.log(file));
         EdgeNode { address, process }
     }
 
@@ -344,6 +349,27 @@ async fn announced_edges_join_and_leave_without_touching_geodns() {
         Duration::from_secs(10),
         "announced edges never answered",
     );
+
+    // A second edge configured with the name "near" does not take it over.
+    let impostor_address = unique_loopback();
+    let impostor_config = std::fs::read_to_string(lab.dir.path().join("near.toml"))
+        .unwrap()
+        .replace(&near.address.to_string(), &impostor_address.to_string());
+    let impostor = lab.start_edge("impostor", impostor_address, &impostor_config);
+    assert!(
+        wait_until(Duration::from_secs(5), || lab
+            .log("impostor")
+            .contains("another edge announces the name")),
+        "{}",
+        lab.log("impostor")
+    );
+    geodns.expect_answer(
+        &[near.address, short_lived.address],
+        Duration::from_secs(1),
+        "an edge with a taken name changed the answers",
+    );
+    // (It would take the name once the first one is gone.)
+    drop(impostor);
 
     // Killed: the lease expires after its 2 s TTL and the member is gone.
     short_lived.process.signal("KILL");

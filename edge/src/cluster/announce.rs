@@ -12,7 +12,7 @@ use std::time::Duration;
 use etcd_client::PutOptions;
 use prometheus_client::metrics::gauge::Gauge;
 use shared::EdgeStatus;
-use shared::cluster::{Backoff, ClusterError, EtcdConfig, MemberRecord, encode};
+use shared::cluster::{Backoff, ClusterError, EtcdConfig, MemberRecord, decode, encode};
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::Edge;
@@ -75,15 +75,39 @@ impl Announcer {
         record
     }
 
+    /// Refuses to take over a name another live edge announces (two edges
+    /// with one `server.name` would withdraw each other). A record with our
+    /// own fill URL is an earlier run of this edge and is replaced.
+    async fn check_name_is_ours(
+        &self,
+        client: &mut etcd_client::Client,
+        key: &str,
+    ) -> Result<(), ClusterError> {
+        let existing = client.get(key, None).await?;
+        let Some(kv) = existing.kvs().first() else {
+            return Ok(());
+        };
+        match decode::<MemberRecord>(key, kv.value()) {
+            Ok(other) if other.fill_url != self.record.fill_url => {
+                Err(ClusterError::Config(format!(
+                    "another edge announces the name \"{}\" (fill_url {}, admin {}); give each edge its own server.name",
+                    self.record.name, other.fill_url, other.admin_url
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn session(
         &self,
         leave: &CancellationToken,
         backoff: &mut Backoff,
     ) -> Result<(), ClusterError> {
         let mut client = self.etcd.connect().await?;
+        let key = self.etcd.keys().member(&self.record.name);
+        self.check_name_is_ours(&mut client, &key).await?;
         let ttl = i64::try_from(self.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let lease = client.lease_grant(ttl, None).await?.id();
-        let key = self.etcd.keys().member(&self.record.name);
         let mut announced = self.current_record();
         client
             .put(
