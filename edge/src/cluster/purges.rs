@@ -9,6 +9,8 @@
 //! compacted that history away, the edge cannot tell what changed and
 //! purges everything.
 
+use std::time::{Duration, Instant};
+
 use etcd_client::{EventType, GetOptions, WatchOptions};
 use shared::cluster::{
     Backoff, ClusterError, EtcdClient, EtcdConfig, PurgeRecord, PurgeScope, decode,
@@ -18,12 +20,22 @@ use tokio_util::sync::CancellationToken;
 use super::EdgeClusterMetrics;
 use crate::proxy::Edge;
 
-/// Publishes purges on behalf of the admin API, over one lazily made connection.
+/// Publishes purges on behalf of the admin API, over one lazily made
+/// connection, putting the records of half an hour under one lease.
 pub struct PurgePublisher {
     etcd: EtcdConfig,
     from: String,
-    client: tokio::sync::Mutex<Option<EtcdClient>>,
+    client: tokio::sync::Mutex<Option<Publishing>>,
 }
+
+struct Publishing {
+    client: EtcdClient,
+    lease: Option<(i64, Instant)>,
+}
+
+/// How long one lease carries new purge records; they then live between
+/// `PURGE_RETENTION - LEASE_REUSE` and `PURGE_RETENTION`.
+const LEASE_REUSE: Duration = Duration::from_secs(30 * 60);
 
 impl PurgePublisher {
     /// Publishes as edge `from`.
@@ -37,19 +49,40 @@ impl PurgePublisher {
 
     /// Publishes `scope`; returns the etcd revision of the record.
     pub async fn publish(&self, scope: PurgeScope) -> Result<i64, ClusterError> {
-        let mut client = self.client.lock().await;
-        if client.is_none() {
-            *client = Some(self.etcd.connect().await?);
+        let mut state = self.client.lock().await;
+        if state.is_none() {
+            *state = Some(Publishing {
+                client: self.etcd.connect().await?,
+                lease: None,
+            });
         }
-        let Some(connected) = client.as_mut() else {
+        let Some(publishing) = state.as_mut() else {
             return Err(ClusterError::Lost("no etcd connection".into()));
         };
-        let result = shared::cluster::publish_purge(connected, &self.etcd, scope, &self.from).await;
+        let result = self.publish_on(publishing, scope).await;
         if result.is_err() {
-            // Reconnect next time rather than reuse a broken channel.
-            *client = None;
+            // Reconnect (and take a new lease) next time rather than reuse a
+            // broken channel.
+            *state = None;
         }
         result
+    }
+
+    async fn publish_on(
+        &self,
+        publishing: &mut Publishing,
+        scope: PurgeScope,
+    ) -> Result<i64, ClusterError> {
+        let lease = match publishing.lease {
+            Some((lease, granted)) if granted.elapsed() < LEASE_REUSE => lease,
+            _ => {
+                let lease = shared::cluster::grant_purge_lease(&mut publishing.client).await?;
+                publishing.lease = Some((lease, Instant::now()));
+                lease
+            }
+        };
+        shared::cluster::publish_purge(&mut publishing.client, &self.etcd, scope, &self.from, lease)
+            .await
     }
 }
 

@@ -92,7 +92,8 @@ impl Control {
 
     /// Publishes a purge for every edge; returns the etcd revision it got.
     pub async fn purge(&mut self, scope: PurgeScope, from: &str) -> Result<i64, ClusterError> {
-        shared::cluster::publish_purge(&mut self.client, &self.config, scope, from).await
+        let lease = shared::cluster::grant_purge_lease(&mut self.client).await?;
+        shared::cluster::publish_purge(&mut self.client, &self.config, scope, from, lease).await
     }
 }
 

@@ -28,8 +28,8 @@ use crate::units::Duration;
 pub use backoff::Backoff;
 pub use follow::{ClusterMetrics, ClusterStatus, ClusterStatusReport, follow};
 pub use records::{
-    AdminRecord, AdminState, MemberRecord, PurgeRecord, PurgeScope, decode, encode, publish_purge,
-    unix_now,
+    AdminRecord, AdminState, MemberRecord, PurgeRecord, PurgeScope, decode, encode,
+    grant_purge_lease, publish_purge, unix_now,
 };
 pub use view::ClusterView;
 

@@ -115,29 +115,37 @@ pub struct PurgeRecord {
     pub at: u64,
 }
 
-/// Writes a purge record with a lease of [`PURGE_RETENTION`], so that old
-/// records clean themselves up; edges follow them by watching, not by reading.
+/// Writes a purge record under `lease` (from [`grant_purge_lease`]), so
+/// that old records clean themselves up; edges follow purges by watching,
+/// not by reading these keys. Returns the etcd revision of the record.
 pub async fn publish_purge(
     client: &mut EtcdClient,
     config: &EtcdConfig,
     scope: PurgeScope,
     from: &str,
+    lease: i64,
 ) -> Result<i64, ClusterError> {
     let record = PurgeRecord {
         scope,
         from: from.to_string(),
         at: unix_now(),
     };
-    let ttl = i64::try_from(PURGE_RETENTION.as_secs()).unwrap_or(3600);
-    let lease = client.lease_grant(ttl, None).await?;
     let put = client
         .put(
             config.keys().purge(from),
             encode(&record),
-            Some(etcd_client::PutOptions::new().with_lease(lease.id())),
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
         )
         .await?;
     Ok(put.header().map_or(0, |header| header.revision()))
+}
+
+/// A lease of [`PURGE_RETENTION`] for purge records. A publisher may put
+/// many records under one lease (they then live between the lease's
+/// remaining time and its full TTL) rather than grant one per purge.
+pub async fn grant_purge_lease(client: &mut EtcdClient) -> Result<i64, ClusterError> {
+    let ttl = i64::try_from(PURGE_RETENTION.as_secs()).unwrap_or(3600);
+    Ok(client.lease_grant(ttl, None).await?.id())
 }
 
 /// Seconds since the Unix epoch, for records.
