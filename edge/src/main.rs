@@ -53,6 +53,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = edge::daemon::load(path)?;
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -62,4 +63,19 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         daemon.run(signals).await;
         Ok(())
     })
+}
+
+/// Client connections and large cached bodies (one sealed memory file each)
+/// both take file descriptors: use all the hard limit allows.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    }
 }

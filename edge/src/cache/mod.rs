@@ -5,6 +5,7 @@ pub mod entry;
 pub mod key;
 pub mod policy;
 pub mod rules;
+pub mod sealed;
 pub mod store;
 
 pub use directives::Directives;

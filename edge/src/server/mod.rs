@@ -1,6 +1,10 @@
 //! The client-facing listeners: HTTP/1.1 and cleartext HTTP/2 on each
 //! address, a bounded number of connections, a deadline for request heads
-//! (slow clients are cut off), and a graceful stop.
+//! (slow clients are cut off), and a graceful stop. Connections write
+//! through [`io::ClientStream`], which sends large cached bodies with
+//! `sendfile`.
+
+mod io;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use self::io::ClientStream;
 use crate::config::ServerConfig;
 use crate::proxy::Edge;
 
@@ -98,7 +103,7 @@ async fn accept(
                 async move { Ok::<_, Infallible>(edge.handle(request, peer.ip()).await) }
             });
             builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(ClientStream::new(stream)), service)
                 .into_owned()
         },
     )

@@ -1,0 +1,144 @@
+//! The client connection's byte stream: a `TcpStream` whose writes send
+//! sealed cached bodies with `sendfile`.
+//!
+//! hyper hands HTTP/1 responses to the stream as slices (head, then body).
+//! A slice that lies inside a sealed body ([`crate::cache::sealed`]) is
+//! sent from its memory file by the kernel, page references instead of a
+//! copy; every other slice is written as usual. HTTP/2 frames are built in
+//! hyper's own buffers and take the ordinary path.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use std::os::fd::AsRawFd;
+
+use nix::sys::sendfile::sendfile;
+use nix::sys::socket::{MsgFlags, sendmsg};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::cache::sealed;
+
+/// A client connection.
+#[derive(Debug)]
+pub struct ClientStream {
+    inner: TcpStream,
+}
+
+impl ClientStream {
+    /// Wraps an accepted connection.
+    pub fn new(inner: TcpStream) -> Self {
+        Self { inner }
+    }
+
+    /// Sends `slice` (part of a sealed body) from its file; `None` when it is not one.
+    fn try_sendfile(&self, slice: &[u8]) -> Option<io::Result<usize>> {
+        let (file, offset) = sealed::find(slice)?;
+        let mut offset = i64::try_from(offset).ok()?;
+        Some(self.inner.try_io(Interest::WRITABLE, || {
+            sendfile(
+                &self.inner,
+                sealed::descriptor(&file),
+                Some(&mut offset),
+                slice.len(),
+            )
+            .map_err(io::Error::from)
+        }))
+    }
+}
+
+impl ClientStream {
+    /// Writes `bufs` with `MSG_MORE`: the kernel holds a partial segment
+    /// back for the data that follows.
+    fn send_more(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.try_io(Interest::WRITABLE, || {
+            sendmsg::<()>(
+                self.inner.as_raw_fd(),
+                bufs,
+                &[],
+                MsgFlags::from_bits_retain(nix::libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(io::Error::from)
+        })
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if !sealed::any() {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        let first_sealed = bufs
+            .iter()
+            .position(|slice| !slice.is_empty() && sealed::find(slice).is_some());
+        match first_sealed {
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+            // The head first, marked "more to come" so that the kernel puts
+            // it in one segment with the start of the body; then, in the
+            // same call when the socket takes more, the body from its file.
+            Some(index) if index > 0 => {
+                let head: usize = bufs[..index].iter().map(|slice| slice.len()).sum();
+                let written = loop {
+                    ready!(self.inner.poll_write_ready(cx))?;
+                    match self.send_more(&bufs[..index]) {
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                        result => break result?,
+                    }
+                };
+                if written < head {
+                    return Poll::Ready(Ok(written));
+                }
+                match self.try_sendfile(&bufs[index]) {
+                    Some(Ok(sent)) => Poll::Ready(Ok(written + sent)),
+                    _ => Poll::Ready(Ok(written)),
+                }
+            }
+            Some(index) => loop {
+                ready!(self.inner.poll_write_ready(cx))?;
+                match self.try_sendfile(&bufs[index]) {
+                    Some(Err(error)) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    Some(result) => return Poll::Ready(result),
+                    // Dropped from the registry meanwhile: cannot happen
+                    // while hyper holds the slice, but write it anyway.
+                    None => return Pin::new(&mut self.inner).poll_write(cx, &bufs[index]),
+                }
+            },
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
