@@ -139,7 +139,19 @@ for path in slow slow-nostore; do
     done
 done
 
-rss() { awk '/VmRSS/ { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status"; }
+# Resident memory, counting the edge's sealed bodies (memfds sent with
+# sendfile are not mapped pages, so VmRSS alone would leave them out):
+# anonymous + file-backed resident pages + the sizes of its memfds.
+rss() {
+    local kb memfd=0 fd
+    kb=$(awk '/RssAnon|RssFile/ { s += $2 } END { print s }' "/proc/$1/status")
+    for fd in /proc/"$1"/fd/*; do
+        case "$(readlink "$fd" 2>/dev/null)" in
+            /memfd:edge-body*) memfd=$((memfd + $(stat -L -c %s "$fd" 2>/dev/null || echo 0))) ;;
+        esac
+    done
+    awk -v kb="$kb" -v m="$memfd" 'BEGIN { printf "%.0f MB", (kb * 1024 + m) / 1048576 }'
+}
 varnish_child=$(pgrep -P "$varnish_pid" | head -1 || true)
 echo
 echo "resident memory after the runs: edge $(rss "$edge_pid"), varnish child $( [ -n "$varnish_child" ] && rss "$varnish_child" || echo '?')"
