@@ -69,6 +69,18 @@ pub fn seal(body: Bytes) -> Bytes {
     }
 }
 
+/// Like [`seal`]; bodies of a mebibyte and more are copied on the blocking
+/// pool so that the copy does not hold up other requests on this worker.
+pub async fn seal_off_thread(body: Bytes) -> Bytes {
+    if body.len() < 1024 * 1024 {
+        return seal(body);
+    }
+    let copy = body.clone();
+    tokio::task::spawn_blocking(move || seal(copy))
+        .await
+        .unwrap_or(body)
+}
+
 fn sealed_copy(body: &[u8]) -> std::io::Result<Bytes> {
     let fd: OwnedFd = memfd_create(
         c"edge-body",

@@ -169,7 +169,7 @@ impl Edge {
                     vary: vary_values(&head.headers, &parts.headers),
                     age_value: age_header(&head.headers),
                     headers: owned_headers(&head.headers),
-                    body: crate::cache::sealed::seal(bytes),
+                    body: crate::cache::sealed::seal_off_thread(bytes).await,
                     request_time,
                     response_time,
                     date,
