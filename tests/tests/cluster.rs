@@ -745,11 +745,7 @@ async fn etcd_over_tls_with_client_certificates() {
     let origin = cacheable_origin().await;
     let geodns = lab.geodns("geodns-tls", 1);
     let edge = lab.edge("tls-edge", "eu", PARIS, origin.address(), "10s");
-    geodns.expect_answer(
-        &[edge.address],
-        Duration::from_secs(15),
-        "no join over TLS: {}",
-    );
+    geodns.expect_answer(&[edge.address], Duration::from_secs(15), "no join over TLS");
     // `ctl` reads the same [cluster] section, certificates included.
     let config = lab.dir.path().join("geodns-tls.toml");
     let output = Command::new(binary("geodns"))
