@@ -15,16 +15,18 @@ use shared::metrics::Registry;
 use crate::cluster::PurgePublisher;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
+use crate::server::connections::ConnectionTable;
 
 /// Builds the routes.
 pub fn router(
     edge: Edge,
     registry: Arc<Registry>,
     metrics: Arc<EdgeMetrics>,
-    max_connections: usize,
+    connections: Arc<ConnectionTable>,
     publisher: Option<Arc<PurgePublisher>>,
 ) -> AdminRouter {
     let health_edge = edge.clone();
+    let health_connections = connections.clone();
     let metrics_edge = edge.clone();
     let purge_edge = edge.clone();
     let drain_edge = edge.clone();
@@ -32,12 +34,13 @@ pub fn router(
     let pool_edge = edge;
     AdminRouter::new()
         .get("/healthz", move |_| {
-            let report = health(&health_edge, max_connections);
+            let report = health(&health_edge, &health_connections);
             async move { json_response(&report) }
         })
         .get("/metrics", move |_| {
             let store = metrics_edge.store();
             metrics.update_store(store.objects(), store.used_bytes(), store.evictions());
+            metrics.connections_open.set(connections.open() as i64);
             let body = shared::metrics::encode(&registry);
             async move { respond(StatusCode::OK, shared::metrics::CONTENT_TYPE, body) }
         })
@@ -63,8 +66,9 @@ pub fn router(
 }
 
 /// The `/healthz` document.
-pub fn health(edge: &Edge, max_connections: usize) -> HealthReport {
+pub fn health(edge: &Edge, connections: &ConnectionTable) -> HealthReport {
     let in_flight = edge.in_flight();
+    let max_connections = connections.limits().max_connections;
     HealthReport {
         status: if edge.is_draining() {
             EdgeStatus::Draining

@@ -169,12 +169,31 @@ pub struct ServerConfig {
     /// Largest request body forwarded to the origin.
     #[serde(default = "default_max_request_body")]
     pub max_request_body: ByteSize,
-    /// Time a client has to send its request head (slow clients are cut off).
+    /// Time a client has, from accept or from the first byte of a request
+    /// head, to send the complete head (slow and silent clients are cut off).
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Duration,
-    /// Concurrent client connections; more are closed at once.
+    /// Time a keep-alive connection may wait for its next request.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Duration,
+    /// Time a connection with a request in flight may move no byte (a
+    /// client that stopped reading). Keep it above the origin's
+    /// `first_byte_timeout`.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: Duration,
+    /// Concurrent client connections. When full, the longest-idle ones are
+    /// closed for new ones; only when none is idle is a new one refused.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Concurrent connections of one client address (an IPv6 /64). At the
+    /// limit, its own longest-idle connection makes room.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Requests a client may abandon on one connection within ten seconds
+    /// (HTTP/2 streams reset before their response, the "rapid reset"
+    /// attack) before the connection is closed.
+    #[serde(default = "default_max_abandoned_requests")]
+    pub max_abandoned_requests: u32,
     /// Time in-flight requests get to finish at shutdown.
     #[serde(default = "default_drain_timeout")]
     pub shutdown_timeout: Duration,
@@ -188,7 +207,11 @@ impl Default for ServerConfig {
             max_header_size: default_max_header_size(),
             max_request_body: default_max_request_body(),
             header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            send_timeout: default_send_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_abandoned_requests: default_max_abandoned_requests(),
             shutdown_timeout: default_drain_timeout(),
         }
     }
@@ -211,11 +234,27 @@ fn default_max_request_body() -> ByteSize {
 }
 
 fn default_header_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(5)
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_max_connections() -> usize {
     10_000
+}
+
+fn default_max_connections_per_client() -> usize {
+    256
+}
+
+fn default_max_abandoned_requests() -> u32 {
+    100
 }
 
 fn default_drain_timeout() -> Duration {

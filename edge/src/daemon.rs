@@ -41,7 +41,13 @@ impl Daemon {
         let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
         let metrics = EdgeMetrics::register(&mut registry);
         let edge = Edge::new(config, metrics.clone())?;
-        let http = HttpServer::start(&config.server, edge.clone(), shutdown.clone()).await?;
+        let http = HttpServer::start(
+            &config.server,
+            edge.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let cluster = Cluster::start(config, &edge, &mut registry, &shutdown)?;
         tokio::spawn(crate::proxy::peer_check::run(
             edge.clone(),
@@ -51,7 +57,7 @@ impl Daemon {
             edge.clone(),
             Arc::new(registry),
             metrics,
-            config.server.max_connections,
+            http.connections().clone(),
             cluster.as_ref().map(Cluster::publisher),
         );
         let admin_address = config.admin.listen_or(DEFAULT_ADMIN_PORT);

@@ -30,6 +30,11 @@ struct OriginLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CloseLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct UpstreamLabels {
     upstream: &'static str,
 }
@@ -50,6 +55,9 @@ pub struct EdgeMetrics {
     pub stored_bytes: Gauge,
     /// Requests being served.
     pub in_flight: Gauge,
+    /// Client connections open (updated at scrape).
+    pub connections_open: Gauge,
+    connections_closed: Family<CloseLabels, Counter>,
     evictions_seen: std::sync::atomic::AtomicU64,
 }
 
@@ -66,6 +74,8 @@ impl EdgeMetrics {
             entries: Gauge::default(),
             stored_bytes: Gauge::default(),
             in_flight: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_closed: Family::default(),
             evictions_seen: std::sync::atomic::AtomicU64::new(0),
         };
         registry.register(
@@ -113,6 +123,16 @@ impl EdgeMetrics {
             "Requests being served",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "edge_connections_open",
+            "Client connections open",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "edge_connections_closed",
+            "Client connections the edge closed or refused, by reason (timeouts, evicted for room, refused when full)",
+            metrics.connections_closed.clone(),
+        );
         std::sync::Arc::new(metrics)
     }
 
@@ -126,6 +146,15 @@ impl EdgeMetrics {
             CacheStatus::Bypass => CacheLabel::bypass,
         };
         self.requests.get_or_create(&RequestLabels { cache }).inc();
+    }
+
+    /// Counts a connection the edge closed or refused.
+    pub fn connection_closed(&self, reason: crate::server::connections::CloseReason) {
+        self.connections_closed
+            .get_or_create(&CloseLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Counts body bytes served from the cache.

@@ -1,5 +1,7 @@
 //! The client connection's byte stream: a `TcpStream` whose writes send
-//! sealed cached bodies with `sendfile`.
+//! sealed cached bodies with `sendfile`, and whose reads and writes stamp
+//! the connection's activity for the idle deadlines
+//! ([`super::connections`]).
 //!
 //! hyper hands HTTP/1 responses to the stream as slices (head, then body).
 //! A slice that lies inside a sealed body ([`crate::cache::sealed`]) is
@@ -9,6 +11,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use std::os::fd::AsRawFd;
@@ -18,18 +21,20 @@ use nix::sys::socket::{MsgFlags, sendmsg};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::connections::Connection;
 use crate::cache::sealed;
 
 /// A client connection.
 #[derive(Debug)]
 pub struct ClientStream {
     inner: TcpStream,
+    connection: Arc<Connection>,
 }
 
 impl ClientStream {
-    /// Wraps an accepted connection.
-    pub fn new(inner: TcpStream) -> Self {
-        Self { inner }
+    /// Wraps an accepted connection, tracked as `connection`.
+    pub fn new(inner: TcpStream, connection: Arc<Connection>) -> Self {
+        Self { inner, connection }
     }
 
     /// Sends `slice` (part of a sealed body) from its file; `None` when it is not one.
@@ -71,7 +76,12 @@ impl AsyncRead for ClientStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.connection.on_read();
+        }
+        result
     }
 }
 
@@ -86,6 +96,34 @@ impl AsyncWrite for ClientStream {
 
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = self.write_slices(cx, bufs);
+        if let Poll::Ready(Ok(written)) = &result
+            && *written > 0
+        {
+            self.connection.on_write();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl ClientStream {
+    fn write_slices(
+        &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
@@ -128,17 +166,5 @@ impl AsyncWrite for ClientStream {
                 }
             },
         }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

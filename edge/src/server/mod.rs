@@ -1,10 +1,12 @@
 //! The client-facing listeners: HTTP/1.1 and cleartext HTTP/2 on each
-//! address, a bounded number of connections, a deadline for request heads
-//! (slow clients are cut off), and a graceful stop. Connections write
-//! through [`io::ClientStream`], which sends large cached bodies with
-//! `sendfile`.
+//! address, every connection held in a [`connections::ConnectionTable`]
+//! (bounds per client and in all, idle and header deadlines, longest-idle
+//! closed first), and a graceful stop. Connections write through
+//! [`io::ClientStream`], which sends large cached bodies with `sendfile`.
 
+pub mod connections;
 mod io;
+mod tracked_body;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,19 +15,44 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use self::connections::{Admitted, CloseReason, ConnectionTable, Limits, REAP_INTERVAL};
 use self::io::ClientStream;
+use self::tracked_body::TrackedBody;
 use crate::config::ServerConfig;
+use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
+
+/// Time a connection told to close (idle, evicted) gets to finish its
+/// graceful close (an HTTP/2 GOAWAY) before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Streams one HTTP/2 connection may have in flight.
+const MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// Interval of HTTP/2 keep-alive PINGs on a connection with streams in
+/// flight; a peer that does not answer within [`H2_PING_TIMEOUT`] is gone.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Running listeners.
 #[derive(Debug)]
 pub struct HttpServer {
     addresses: Vec<SocketAddr>,
+    connections: Arc<ConnectionTable>,
     tasks: tokio::task::JoinSet<()>,
+}
+
+/// What every accept loop shares.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    edge: Edge,
+    table: Arc<ConnectionTable>,
+    metrics: Arc<EdgeMetrics>,
+    shutdown: CancellationToken,
 }
 
 impl HttpServer {
@@ -33,9 +60,10 @@ impl HttpServer {
     pub async fn start(
         config: &ServerConfig,
         edge: Edge,
+        metrics: Arc<EdgeMetrics>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let table = ConnectionTable::new(Limits::from(config));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -49,8 +77,19 @@ impl HttpServer {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(256);
-        let builder = Arc::new(builder);
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_header_list_size(u32::try_from(config.max_header_size.bytes()).unwrap_or(u32::MAX))
+            .max_pending_accept_reset_streams(20)
+            .max_local_error_reset_streams(64)
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        let shared = Arc::new(Shared {
+            builder,
+            edge,
+            table: table.clone(),
+            metrics,
+            shutdown: shutdown.clone(),
+        });
         let mut tasks = tokio::task::JoinSet::new();
         let mut addresses = Vec::new();
         for &address in &config.listen {
@@ -62,19 +101,26 @@ impl HttpServer {
             addresses.push(bound);
             tasks.spawn(accept(
                 listener,
-                builder.clone(),
-                edge.clone(),
-                slots.clone(),
-                shutdown.clone(),
+                shared.clone(),
                 config.shutdown_timeout.as_std(),
             ));
         }
-        Ok(Self { addresses, tasks })
+        tasks.spawn(reap(shared.clone()));
+        Ok(Self {
+            addresses,
+            connections: table,
+            tasks,
+        })
     }
 
     /// The bound addresses.
     pub fn addresses(&self) -> &[SocketAddr] {
         &self.addresses
+    }
+
+    /// The open connections (for health and metrics).
+    pub fn connections(&self) -> &Arc<ConnectionTable> {
+        &self.connections
     }
 
     /// Waits until every listener has stopped and drained.
@@ -83,29 +129,115 @@ impl HttpServer {
     }
 }
 
-async fn accept(
-    listener: TcpListener,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    edge: Edge,
-    slots: Arc<Semaphore>,
-    shutdown: CancellationToken,
-    drain_timeout: Duration,
-) {
-    shared::listener::accept_until_shutdown(
-        listener,
-        slots,
-        shutdown,
-        drain_timeout,
-        move |stream, peer| {
-            let edge = edge.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let edge = edge.clone();
-                async move { Ok::<_, Infallible>(edge.handle(request, peer.ip()).await) }
-            });
-            builder
-                .serve_connection(TokioIo::new(ClientStream::new(stream)), service)
-                .into_owned()
-        },
-    )
-    .await;
+impl From<&ServerConfig> for Limits {
+    fn from(config: &ServerConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            max_per_client: config.max_connections_per_client,
+            header_timeout: config.header_timeout.as_std(),
+            idle_timeout: config.idle_timeout.as_std(),
+            send_timeout: config.send_timeout.as_std(),
+            max_abandoned_requests: config.max_abandoned_requests,
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Duration) {
+    let tracker = TaskTracker::new();
+    let mut closed = Vec::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of descriptors, usually: back off rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let admitted = shared.table.admit(peer.ip(), &mut closed);
+        for reason in closed.drain(..) {
+            shared.metrics.connection_closed(reason);
+        }
+        match admitted {
+            Ok(admitted) => {
+                tracker.spawn(serve(stream, peer, admitted, shared.clone()));
+            }
+            Err(reason) => {
+                shared.metrics.connection_closed(reason);
+                tracing::debug!(%peer, reason = reason.as_str(), "connection refused");
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+}
+
+/// Serves one connection until it ends, is told to close, or the server stops.
+async fn serve(stream: TcpStream, peer: SocketAddr, admitted: Admitted, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let connection = admitted.connection().clone();
+    let edge = shared.edge.clone();
+    let on_connection = connection.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let edge = edge.clone();
+        let mut in_flight = on_connection.request_started();
+        async move {
+            let response = edge.handle(request, peer.ip()).await;
+            // A request dropped before here was abandoned by its client.
+            in_flight.complete();
+            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+        }
+    });
+    let io = TokioIo::new(ClientStream::new(stream, connection.clone()));
+    let served = shared.builder.serve_connection(io, service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        _ = connection.closing() => {
+            served.as_mut().graceful_shutdown();
+            match tokio::time::timeout(CLOSE_GRACE, served.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
+        _ = shared.shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+    if let Some(reason) = connection.close_reason()
+        && reason == CloseReason::Abandoned
+    {
+        shared.metrics.connection_closed(reason);
+        tracing::info!(%peer, "closed a connection that abandoned too many requests");
+    }
+    drop(admitted);
+}
+
+/// Closes overdue connections every [`REAP_INTERVAL`].
+async fn reap(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(REAP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        for reason in shared.table.reap() {
+            shared.metrics.connection_closed(reason);
+        }
+    }
 }

@@ -30,12 +30,28 @@ impl EdgeProcess {
         Self::start_named(unique_loopback(), "edge-test", origins, cache, extra)
     }
 
+    /// Like [`EdgeProcess::start`] with extra lines under `[server]`.
+    pub fn start_with_server(origins: &[SocketAddr], server: &str, extra: &str) -> Self {
+        Self::start_full(unique_loopback(), "edge-test", origins, server, "", extra)
+    }
+
     /// Like [`EdgeProcess::start`], on `address` (ports 8080 and 9180) with
     /// `server.name = name`.
     pub fn start_named(
         address: std::net::Ipv4Addr,
         name: &str,
         origins: &[SocketAddr],
+        cache: &str,
+        extra: &str,
+    ) -> Self {
+        Self::start_full(address, name, origins, "", cache, extra)
+    }
+
+    fn start_full(
+        address: std::net::Ipv4Addr,
+        name: &str,
+        origins: &[SocketAddr],
+        server: &str,
         cache: &str,
         extra: &str,
     ) -> Self {
@@ -46,7 +62,7 @@ impl EdgeProcess {
             .map(|origin| format!("\"http://{origin}\""))
             .collect();
         let config = format!(
-            "[server]\nlisten = [\"{http}\"]\nname = \"{name}\"\nheader_timeout = \"2s\"\n\n\
+            "[server]\nlisten = [\"{http}\"]\nname = \"{name}\"\nheader_timeout = \"2s\"\n{server}\n\n\
              [origin]\nurls = [{}]\nfirst_byte_timeout = \"3s\"\n\n\
              [cache]\ncapacity = \"64MiB\"\nmax_object_size = \"1MiB\"\n{cache}\n\n\
              [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n",
