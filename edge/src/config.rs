@@ -114,6 +114,11 @@ pub struct FillConfig {
     /// time to first byte, which the owner waits for on a miss.
     #[serde(default = "default_peer_timeout")]
     pub peer_timeout: Duration,
+    /// Networks whose requests may ask for a fill without the ring (the
+    /// `x-geocdn-fill` field), besides the addresses in the peers' URLs:
+    /// for peers named by host name or behind address translation.
+    #[serde(default)]
+    pub trusted_peers: Vec<ipnet::IpNet>,
 }
 
 impl Default for FillConfig {
@@ -124,6 +129,7 @@ impl Default for FillConfig {
             parent: None,
             peer_attempts: default_peer_attempts(),
             peer_timeout: default_peer_timeout(),
+            trusted_peers: Vec::new(),
         }
     }
 }
@@ -163,6 +169,10 @@ pub struct ServerConfig {
     /// Name of this node in `Via` (and for loop detection).
     #[serde(default = "default_node_name")]
     pub name: String,
+    /// Hosts served (`cdn.example.com`, `*.example.com`); requests for
+    /// others get 421 and are never fetched. Empty: every host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     /// Largest request head (request line and headers) accepted.
     #[serde(default = "default_max_header_size")]
     pub max_header_size: ByteSize,
@@ -204,6 +214,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             name: default_node_name(),
+            hosts: Vec::new(),
             max_header_size: default_max_header_size(),
             max_request_body: default_max_request_body(),
             header_timeout: default_header_timeout(),

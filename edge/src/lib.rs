@@ -6,6 +6,7 @@
 //! code.
 
 pub mod admin;
+pub mod authority;
 pub mod cache;
 pub mod cluster;
 pub mod config;

@@ -3,6 +3,7 @@
 use hyper::Uri;
 use hyper::header::{self, HeaderMap, HeaderName};
 
+use crate::authority::normalise;
 use crate::config::QueryKey;
 
 /// How keys are built.
@@ -15,14 +16,13 @@ pub struct KeyRules {
 }
 
 impl KeyRules {
-    /// The primary key of a request (lowercased host, path as sent).
+    /// The primary key of an admitted request: its `Host` (one, already
+    /// normalised by admission) and its path as sent.
     pub fn key(&self, uri: &Uri, headers: &HeaderMap) -> String {
         let host = headers
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
-            .or_else(|| uri.authority().map(|authority| authority.as_str()))
-            .unwrap_or("")
-            .to_ascii_lowercase();
+            .unwrap_or("");
         let mut key = format!("http://{host}{}", uri.path());
         match (self.query, uri.query()) {
             (_, None) | (QueryKey::Ignore, _) => {}
@@ -55,7 +55,7 @@ impl KeyRules {
         let uri: Uri = url.parse().ok()?;
         let mut headers = HeaderMap::new();
         let host = uri.authority().map_or(host, |authority| authority.as_str());
-        headers.insert(header::HOST, host.parse().ok()?);
+        headers.insert(header::HOST, normalise(host)?.parse().ok()?);
         Some(self.key(&uri, &headers))
     }
 }
@@ -66,7 +66,7 @@ mod tests {
 
     fn key(rules: &KeyRules, uri: &str) -> String {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "Example.COM".parse().unwrap());
+        headers.insert(header::HOST, "example.com".parse().unwrap());
         rules.key(&uri.parse().unwrap(), &headers)
     }
 
@@ -98,7 +98,7 @@ mod tests {
             key(&rules, "/a?x=1")
         );
         assert_eq!(
-            rules.key_for_url("/a?x=1", "example.com").unwrap(),
+            rules.key_for_url("/a?x=1", "Example.COM:80").unwrap(),
             key(&rules, "/a?x=1")
         );
     }

@@ -1,6 +1,8 @@
 //! The request pipeline, one phase after the other:
 //!
-//! 1. **admit**: hop-by-hop fields dropped, loops refused (`Via` names us);
+//! 1. **admit** ([`admit`]): loops refused (`Via` names us), hop-by-hop
+//!    fields dropped, CONNECT and TRACE refused, the authority validated and
+//!    made the one `Host` that the key and the origin see;
 //! 2. **key**: scheme, host, path and query ([`crate::cache::key`]);
 //! 3. **lookup**: fresh -> HIT; stale within `stale-while-revalidate` ->
 //!    STALE now and one background refresh; stale otherwise -> revalidate;
@@ -16,6 +18,7 @@
 //! origin with their bodies, and a success invalidates what they touched
 //! (RFC 9111 section 4.4).
 
+pub mod admit;
 mod coalesce;
 mod fill;
 mod headers;
@@ -79,6 +82,8 @@ struct Inner {
     draining_changed: Notify,
     refreshing: Mutex<HashSet<String>>,
     ring: Ring,
+    served_hosts: admit::ServedHosts,
+    trusted_peers: Vec<ipnet::IpNet>,
 }
 
 /// Marks a request that a peer sent to fill its cache: fetched from the
@@ -165,6 +170,8 @@ impl Edge {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let rules = TtlRules::new(&cache.rules).map_err(anyhow::Error::msg)?;
+        let served_hosts =
+            admit::ServedHosts::new(&config.server.hosts).map_err(anyhow::Error::msg)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: Settings {
@@ -193,6 +200,8 @@ impl Edge {
                 draining_changed: Notify::new(),
                 refreshing: Mutex::new(HashSet::new()),
                 ring,
+                served_hosts,
+                trusted_peers: config.fill.trusted_peers.clone(),
             }),
         })
     }
@@ -247,14 +256,15 @@ impl Edge {
 
     /// Purges every URL starting with `prefix` (absolute, or a path on `host`).
     pub fn purge_prefix(&self, prefix: &str, host: &str) -> usize {
-        // Keys lowercase the host only; paths keep their case.
-        let prefix = match prefix.strip_prefix("http://") {
-            Some(rest) => {
-                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-                format!("http://{}{path}", authority.to_ascii_lowercase())
-            }
-            None => format!("http://{}{prefix}", host.to_ascii_lowercase()),
+        // Keys normalise the host only; paths keep their case.
+        let (authority, path) = match prefix.strip_prefix("http://") {
+            Some(rest) => rest.split_at(rest.find('/').unwrap_or(rest.len())),
+            None => (host, prefix),
         };
+        let Some(authority) = crate::authority::normalise(authority) else {
+            return 0;
+        };
+        let prefix = format!("http://{authority}{path}");
         self.inner.store.remove_prefix(&prefix)
     }
 
@@ -280,7 +290,11 @@ impl Edge {
         }
         let (mut parts, body) = request.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        if parts.headers.remove(FILL_FROM_PEER).is_some() {
+        if let Err(refusal) = admit::admit(&mut parts, &inner.served_hosts) {
+            return self.finish(refused(&refusal));
+        }
+        // Only the edges of the ring may ask for a fill without the ring.
+        if parts.headers.remove(FILL_FROM_PEER).is_some() && self.is_peer(client) {
             parts.extensions.insert(FromPeer);
         }
         let response = if parts.method == Method::GET || parts.method == Method::HEAD {
@@ -289,6 +303,17 @@ impl Edge {
             self.pass(parts, Some(body), client).await
         };
         self.finish(response)
+    }
+
+    /// Whether `client` is an edge of the fill ring (by the address in its
+    /// URL) or in `fill.trusted_peers`.
+    fn is_peer(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.inner
+            .trusted_peers
+            .iter()
+            .any(|network| network.contains(&client))
+            || self.inner.ring.has_address(client)
     }
 
     fn finish(&self, mut response: Response<Body>) -> Response<Body> {
@@ -417,6 +442,18 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The answer to a request admission refused.
+fn refused(refusal: &admit::Refusal) -> Response<Body> {
+    let mut response = error_response(refusal.status(), &refusal.to_string());
+    if let admit::Refusal::Method(_) = refusal {
+        response.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
     response
 }
 

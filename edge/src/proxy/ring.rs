@@ -126,6 +126,19 @@ impl Ring {
         self.members.load_full()
     }
 
+    /// Whether `address` is the address in the URL of one of the peers.
+    pub fn has_address(&self, address: std::net::IpAddr) -> bool {
+        self.peers().iter().any(|member| {
+            member
+                .peer
+                .base
+                .host()
+                .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|host| host.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|peer| peer.to_canonical() == address)
+        })
+    }
+
     /// The peers to ask for `key`, best first: those that rank above this
     /// edge, at most `attempts` of them. Empty when this edge owns the key.
     pub fn ask_for(&self, key: &str) -> Vec<Uri> {
