@@ -82,6 +82,7 @@ CSV
 listen = ["198.18.0.53:53"]
 [admin]
 listen = "198.18.0.53:9153"
+token = "lab-token"
 [geoip]
 databases = ["lab.mmdb"]
 [health]

@@ -33,7 +33,7 @@ pub fn router(
     let ring_edge = edge.clone();
     let pool_edge = edge;
     AdminRouter::new()
-        .get("/healthz", move |_| {
+        .probe("/healthz", move |_| {
             let report = health(&health_edge, &health_connections);
             async move { json_response(&report) }
         })

@@ -28,6 +28,10 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     if let Some(etcd) = &mut config.cluster {
         etcd.resolve_paths(path.parent().unwrap_or(Path::new(".")));
     }
+    config
+        .admin
+        .validate()
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
     Edge::new(&config, metrics).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;

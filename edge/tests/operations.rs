@@ -225,6 +225,25 @@ async fn check_config_rejects_bad_files() {
     );
 }
 
+#[test]
+fn admin_beyond_loopback_without_a_token_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[admin]\nlisten = \"0.0.0.0:9180\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("set admin.token"), "{stderr}");
+}
+
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits() {
     let origin =

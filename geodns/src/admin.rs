@@ -29,7 +29,7 @@ pub fn router(
     let pool_snapshot = snapshot.clone();
     AdminRouter::new()
         .metrics(registry)
-        .get("/healthz", |_| async {
+        .probe("/healthz", |_| async {
             respond(StatusCode::OK, "text/plain", "ok\n")
         })
         .get("/status", move |_| {

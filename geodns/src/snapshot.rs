@@ -76,6 +76,7 @@ impl Snapshot {
         if let Some(etcd) = &config.cluster {
             etcd.validate()?;
         }
+        config.admin.validate().map_err(anyhow::Error::msg)?;
         let locator = Arc::new(crate::sources::open_locator(&config.geoip, base_dir)?);
         if locator.databases().is_empty()
             && locator.overrides().is_empty()

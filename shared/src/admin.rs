@@ -1,10 +1,14 @@
 //! The small HTTP server both binaries mount their admin routes on
 //! (`/metrics`, `/healthz`, `/status`...).
 //!
-//! Secure by default: it binds to loopback unless configured otherwise, routes
-//! that change state answer only to `Authorization: Bearer <token>` and are
-//! refused outright when no token is configured, and connections, header time
-//! and body size are bounded so a stuck client cannot pin resources.
+//! Secure by default: it binds to loopback unless configured otherwise and
+//! refuses to listen beyond loopback without a token; routes that change
+//! state answer only to `Authorization: Bearer <token>` and are refused
+//! outright when no token is configured; read routes (metrics, status) need
+//! the token too when the server listens beyond loopback, except the health
+//! probe; an address allowlist refuses every other client;
+//! and connections, header time and body size are bounded so a stuck client
+//! cannot pin resources.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -39,6 +43,14 @@ pub struct AdminConfig {
     /// Concurrent connections accepted before new ones are closed at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Whether read routes (`/metrics`, `/status`...) need the token too;
+    /// the health probe never does. Default: when listening beyond loopback.
+    #[serde(default)]
+    pub token_for_reads: Option<bool>,
+    /// Client networks allowed to use the API (e.g. `10.0.0.0/8`); others
+    /// get 403 on every route. Empty: any client.
+    #[serde(default)]
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 fn default_max_connections() -> usize {
@@ -52,6 +64,33 @@ impl AdminConfig {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             default_port,
         ))
+    }
+
+    /// Checks what the schema cannot: an admin reachable beyond loopback
+    /// must have a token (it exposes purge, drain and the server's state).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(listen) = self.listen
+            && !listen.ip().is_loopback()
+            && self.token.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(format!(
+                "admin.listen: {listen} is reachable beyond loopback; set admin.token (and admin.allow to the networks that may connect)"
+            ));
+        }
+        if self.token.as_deref() == Some("") {
+            return Err("admin.token: empty; give a long random secret or remove the key".into());
+        }
+        Ok(())
+    }
+
+    /// Whether read routes need the token when bound to `bound`.
+    fn reads_need_token(&self, bound: SocketAddr) -> bool {
+        self.token_for_reads.unwrap_or(!bound.ip().is_loopback())
+    }
+
+    fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow.is_empty() || self.allow.iter().any(|network| network.contains(&peer))
     }
 }
 
@@ -93,10 +132,21 @@ pub type AdminResponse = Response<Full<Bytes>>;
 type BoxFuture = Pin<Box<dyn Future<Output = AdminResponse> + Send>>;
 type Handler = Arc<dyn Fn(AdminRequest) -> BoxFuture + Send + Sync>;
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone who may connect: the health probe load balancers and geodns poll.
+    Open,
+    /// A read: the token when reads are protected.
+    Read,
+    /// A change of state: always the token.
+    Change,
+}
+
 #[derive(Clone)]
 struct Route {
     method: Method,
-    needs_token: bool,
+    access: Access,
     handler: Handler,
 }
 
@@ -112,13 +162,24 @@ impl AdminRouter {
         Self::default()
     }
 
-    /// A read-only route answering GET (and HEAD).
+    /// A read-only route answering GET (and HEAD); it needs the token when
+    /// reads are protected (`admin.token_for_reads`).
     pub fn get<F, Fut>(self, path: &str, handler: F) -> Self
     where
         F: Fn(AdminRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = AdminResponse> + Send + 'static,
     {
-        self.route(Method::GET, false, path, handler)
+        self.route(Method::GET, Access::Read, path, handler)
+    }
+
+    /// A health probe answering GET (and HEAD) to anyone allowed to
+    /// connect: it says only whether to send traffic here.
+    pub fn probe<F, Fut>(self, path: &str, handler: F) -> Self
+    where
+        F: Fn(AdminRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = AdminResponse> + Send + 'static,
+    {
+        self.route(Method::GET, Access::Open, path, handler)
     }
 
     /// A state-changing route answering POST, only with the bearer token.
@@ -127,7 +188,7 @@ impl AdminRouter {
         F: Fn(AdminRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = AdminResponse> + Send + 'static,
     {
-        self.route(Method::POST, true, path, handler)
+        self.route(Method::POST, Access::Change, path, handler)
     }
 
     /// Serves `registry` at `/metrics`.
@@ -138,7 +199,7 @@ impl AdminRouter {
         })
     }
 
-    fn route<F, Fut>(mut self, method: Method, needs_token: bool, path: &str, handler: F) -> Self
+    fn route<F, Fut>(mut self, method: Method, access: Access, path: &str, handler: F) -> Self
     where
         F: Fn(AdminRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = AdminResponse> + Send + 'static,
@@ -148,7 +209,7 @@ impl AdminRouter {
             path.to_string(),
             Route {
                 method,
-                needs_token,
+                access,
                 handler,
             },
         );
@@ -171,17 +232,22 @@ impl AdminServer {
         router: AdminRouter,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
+        config
+            .validate()
+            .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         if !local_addr.ip().is_loopback() && config.token.is_none() {
-            tracing::warn!(
-                %local_addr,
-                "admin server listens beyond loopback without a token: read-only routes are open"
-            );
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{local_addr} is reachable beyond loopback; set admin.token"),
+            ));
         }
         let state = Arc::new(ServerState {
             routes: router.routes,
             token: config.token.clone(),
+            reads_need_token: config.reads_need_token(local_addr),
+            config: config.clone(),
         });
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let task = tokio::spawn(accept_loop(listener, state, slots, shutdown));
@@ -203,6 +269,8 @@ impl AdminServer {
 struct ServerState {
     routes: HashMap<String, Route>,
     token: Option<String>,
+    reads_need_token: bool,
+    config: AdminConfig,
 }
 
 async fn accept_loop(
@@ -223,11 +291,21 @@ async fn accept_loop(
         slots,
         shutdown,
         DRAIN_TIMEOUT,
-        move |stream, _| {
+        move |stream, peer| {
             let state = state.clone();
+            let allowed = state.config.allows(peer.ip());
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(dispatch(&state, request).await) }
+                async move {
+                    if !allowed {
+                        return Ok::<_, Infallible>(respond(
+                            StatusCode::FORBIDDEN,
+                            "text/plain",
+                            "this address may not use the admin API\n",
+                        ));
+                    }
+                    Ok(dispatch(&state, request).await)
+                }
             });
             builder.serve_connection(TokioIo::new(stream), service)
         },
@@ -253,9 +331,12 @@ async fn dispatch(state: &ServerState, request: Request<Incoming>) -> AdminRespo
         }
         return response;
     }
-    if route.needs_token
-        && let Some(refusal) = check_token(state.token.as_deref(), request.headers())
-    {
+    let needs_token = match route.access {
+        Access::Open => false,
+        Access::Read => state.reads_need_token,
+        Access::Change => true,
+    };
+    if needs_token && let Some(refusal) = check_token(state.token.as_deref(), request.headers()) {
         return refusal;
     }
     let (parts, body) = request.into_parts();
@@ -292,12 +373,8 @@ fn check_token(expected: Option<&str>, headers: &HeaderMap) -> Option<AdminRespo
             "state-changing admin calls are disabled: configure admin.token\n",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => None,
+    match bearer(headers) {
+        Some(token) if secrets_match(token, expected.as_bytes()) => None,
         _ => {
             let mut response = respond(
                 StatusCode::UNAUTHORIZED,
@@ -312,9 +389,31 @@ fn check_token(expected: Option<&str>, headers: &HeaderMap) -> Option<AdminRespo
     }
 }
 
-/// Compares secrets without leaking through timing where the first byte differs.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The credentials of `Authorization: Bearer <token>`; the scheme is
+/// case-insensitive (RFC 9110 section 11.1).
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at(value.iter().position(|&byte| byte == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = token.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Compares a presented secret with the expected one in time that depends
+/// only on the presented length: neither the position of the first
+/// difference nor the expected length leaks.
+fn secrets_match(presented: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    if expected.is_empty() {
+        return false;
+    }
+    let mut equal = presented.len().ct_eq(&expected.len());
+    for (index, byte) in presented.iter().enumerate() {
+        equal &= byte.ct_eq(&expected[index % expected.len()]);
+    }
+    equal.into()
 }
 
 /// A response with the given status, content type and body.

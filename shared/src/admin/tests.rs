@@ -4,13 +4,17 @@ use tokio::net::TcpStream;
 use super::*;
 
 async fn start(token: Option<&str>) -> (AdminServer, CancellationToken) {
-    let config = AdminConfig {
-        listen: None,
+    start_with(AdminConfig {
         token: token.map(str::to_string),
         max_connections: 8,
-    };
+        ..AdminConfig::default()
+    })
+    .await
+}
+
+async fn start_with(config: AdminConfig) -> (AdminServer, CancellationToken) {
     let router = AdminRouter::new()
-        .get("/healthz", |_| async {
+        .probe("/healthz", |_| async {
             respond(StatusCode::OK, "text/plain", "ok\n")
         })
         .post("/purge", |request| async move {
@@ -124,4 +128,90 @@ fn query_param_finds_first_value() {
     };
     assert_eq!(request.query_param("ip"), Some("192.0.2.1"));
     assert_eq!(request.query_param("qtype"), None);
+}
+
+#[tokio::test]
+async fn reads_can_require_the_token_but_the_probe_never_does() {
+    let (server, _shutdown) = start_with(AdminConfig {
+        token: Some("s3cret".into()),
+        token_for_reads: Some(true),
+        max_connections: 8,
+        ..AdminConfig::default()
+    })
+    .await;
+    let metrics = exchange(server.local_addr(), &get("/metrics")).await;
+    assert!(metrics.starts_with("HTTP/1.1 401"), "{metrics}");
+    let with_token = exchange(
+        server.local_addr(),
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer s3cret\r\n\r\n",
+    )
+    .await;
+    assert!(with_token.starts_with("HTTP/1.1 200"), "{with_token}");
+    let health = exchange(server.local_addr(), &get("/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+#[tokio::test]
+async fn bearer_scheme_is_case_insensitive() {
+    let (server, _shutdown) = start(Some("s3cret")).await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let request = format!(
+            "POST /purge HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {scheme} s3cret\r\nContent-Length: 0\r\n\r\n"
+        );
+        let response = exchange(server.local_addr(), &request).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{scheme}: {response}");
+    }
+    let basic = "POST /purge HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic s3cret\r\nContent-Length: 0\r\n\r\n";
+    assert!(
+        exchange(server.local_addr(), basic)
+            .await
+            .starts_with("HTTP/1.1 401")
+    );
+}
+
+#[tokio::test]
+async fn clients_outside_the_allowlist_are_refused() {
+    let (server, _shutdown) = start_with(AdminConfig {
+        allow: vec!["10.0.0.0/8".parse().unwrap()],
+        max_connections: 8,
+        ..AdminConfig::default()
+    })
+    .await;
+    let health = exchange(server.local_addr(), &get("/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 403"), "{health}");
+    let (allowed, _shutdown) = start_with(AdminConfig {
+        allow: vec!["127.0.0.0/8".parse().unwrap()],
+        max_connections: 8,
+        ..AdminConfig::default()
+    })
+    .await;
+    let health = exchange(allowed.local_addr(), &get("/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+#[test]
+fn admin_beyond_loopback_needs_a_token() {
+    let open = AdminConfig {
+        listen: Some("0.0.0.0:9180".parse().unwrap()),
+        ..AdminConfig::default()
+    };
+    assert!(open.validate().unwrap_err().contains("admin.token"));
+    let closed = AdminConfig {
+        token: Some("long-random".into()),
+        ..open.clone()
+    };
+    assert!(closed.validate().is_ok());
+    assert!(closed.reads_need_token("0.0.0.0:9180".parse().unwrap()));
+    assert!(!closed.reads_need_token("127.0.0.1:9180".parse().unwrap()));
+    assert!(AdminConfig::default().validate().is_ok());
+}
+
+#[test]
+fn secrets_compare_by_content_and_length() {
+    assert!(secrets_match(b"s3cret", b"s3cret"));
+    assert!(!secrets_match(b"s3cre", b"s3cret"));
+    assert!(!secrets_match(b"s3cret-and-more", b"s3cret"));
+    assert!(!secrets_match(b"s3cres", b"s3cret"));
+    assert!(!secrets_match(b"s3crets3cret", b"s3cret"));
+    assert!(!secrets_match(b"", b""));
 }
