@@ -65,10 +65,14 @@ pub fn router(
         })
 }
 
-/// The `/healthz` document.
+/// The `/healthz` document. Its utilisation is the largest share in use of
+/// what bounds the edge: connection slots (a flood of idle connections
+/// saturates it as surely as requests do) and request slots.
 pub fn health(edge: &Edge, connections: &ConnectionTable) -> HealthReport {
     let in_flight = edge.in_flight();
-    let max_connections = connections.limits().max_connections;
+    let limit = connections.limits().max_connections.max(1);
+    let open = connections.open();
+    let utilisation = (open as f64 / limit as f64).max(in_flight as f64 / limit as f64);
     HealthReport {
         status: if edge.is_draining() {
             EdgeStatus::Draining
@@ -77,7 +81,9 @@ pub fn health(edge: &Edge, connections: &ConnectionTable) -> HealthReport {
         },
         load: Load {
             in_flight,
-            utilisation: Utilisation::saturating(in_flight as f64 / max_connections.max(1) as f64),
+            utilisation: Utilisation::saturating(utilisation),
+            connections: open as u64,
+            connection_limit: limit as u64,
         },
         cache: CacheFill {
             used_bytes: edge.store().used_bytes() as u64,

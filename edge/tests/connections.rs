@@ -241,3 +241,26 @@ fn metric(text: &str, name: &str) -> f64 {
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
+
+#[tokio::test]
+async fn healthz_load_counts_connection_slots() {
+    let origin = Origin::start(|_| ok_origin()).await;
+    let edge = EdgeProcess::start_with_server(
+        &[origin.address()],
+        "max_connections = 20\nmax_connections_per_client = 20\n",
+        "",
+    );
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(TcpStream::connect(edge.http).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, body) = admin_get(edge.admin, "/healthz").await;
+    let report = shared::health::HealthReport::from_json(body.as_bytes()).unwrap();
+    assert_eq!(report.load.connections, 10, "{body}");
+    assert_eq!(report.load.connection_limit, 20, "{body}");
+    assert!(
+        (report.load.utilisation.get() - 0.5).abs() < 1e-9,
+        "idle connections hold slots: {body}"
+    );
+}

@@ -156,6 +156,8 @@ struct EdgeStatusReport {
     announced: bool,
     drained: bool,
     status: shared::EdgeStatus,
+    /// Reported a utilisation at or above `health.saturated_at`.
+    saturated: bool,
     last_check: Option<LastCheck>,
 }
 
@@ -222,6 +224,10 @@ fn status(snapshot: &Snapshot, health_epoch: u64, cluster: Option<&ClusterStatus
                             .health
                             .as_ref()
                             .map_or(shared::EdgeStatus::Up, |health| health.status()),
+                        saturated: edge
+                            .health
+                            .as_ref()
+                            .is_some_and(|health| health.is_saturated()),
                         last_check: edge.health.as_ref().map(|health| health.last_check()),
                     })
                     .collect(),

@@ -113,7 +113,7 @@ pub struct GeoipConfig {
 }
 
 /// `[health]`: how edges are checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// Time between checks of one edge.
@@ -131,6 +131,11 @@ pub struct HealthConfig {
     /// Random delay added to each interval so checks of many edges spread out.
     #[serde(default = "default_jitter")]
     pub jitter: Duration,
+    /// An edge reporting this utilisation or more (0 to 1) gets no new
+    /// clients until it reports 0.1 less; when every edge is saturated they
+    /// are answered anyway. 1.0 only sheds edges that are full.
+    #[serde(default = "default_saturated_at")]
+    pub saturated_at: f64,
 }
 
 impl Default for HealthConfig {
@@ -141,8 +146,13 @@ impl Default for HealthConfig {
             rise: default_rise(),
             fall: default_fall(),
             jitter: default_jitter(),
+            saturated_at: default_saturated_at(),
         }
     }
+}
+
+fn default_saturated_at() -> f64 {
+    0.95
 }
 
 // A dead edge is detected within fall * interval + timeout = 2 * 1.5s + 1s = 4s,

@@ -116,6 +116,7 @@ pub struct DnsMetrics {
     fail_open: Family<ServiceLabels, Counter>,
     latency: AtomicHistogram,
     edge_status: Family<EdgeLabels, Gauge>,
+    edge_saturated: Family<EdgeLabels, Gauge>,
     health_checks: Family<CheckLabels, Counter>,
     dropped: Counter,
     tcp_refused: Counter,
@@ -187,6 +188,7 @@ impl DnsMetrics {
             // 2 us to 65 ms.
             latency: AtomicHistogram::exponential(2e-6, 16),
             edge_status: Family::default(),
+            edge_saturated: Family::default(),
             health_checks: Family::default(),
             dropped: Counter::default(),
             tcp_refused: Counter::default(),
@@ -226,6 +228,11 @@ impl DnsMetrics {
             "edge_health_status",
             "Edge state: 0 up, 1 draining, 2 down",
             metrics.edge_status.clone(),
+        );
+        registry.register(
+            "edge_saturated",
+            "1 while an edge reports a utilisation at or above health.saturated_at (no new clients)",
+            metrics.edge_saturated.clone(),
         );
         registry.register(
             "edge_health_checks",
@@ -340,6 +347,15 @@ impl DnsMetrics {
             .set(value);
     }
 
+    /// Publishes whether an edge is saturated (1) or has room (0).
+    pub fn set_edge_saturated(&self, url: &str, saturated: bool) {
+        self.edge_saturated
+            .get_or_create(&EdgeLabels {
+                edge: url.to_string(),
+            })
+            .set(i64::from(saturated));
+    }
+
     /// Counts one health check.
     pub fn record_health_check(&self, url: &str, success: bool) {
         self.health_checks
@@ -353,6 +369,9 @@ impl DnsMetrics {
     /// Drops the series of an edge no longer configured.
     pub fn forget_edge(&self, url: &str) {
         self.edge_status.remove(&EdgeLabels {
+            edge: url.to_string(),
+        });
+        self.edge_saturated.remove(&EdgeLabels {
             edge: url.to_string(),
         });
         for result in ["success", "failure"] {

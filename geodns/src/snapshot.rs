@@ -77,6 +77,22 @@ impl Snapshot {
             etcd.validate()?;
         }
         config.admin.validate().map_err(anyhow::Error::msg)?;
+        let health_sections = std::iter::once(("health", &config.health)).chain(
+            config.services.values().filter_map(|service| {
+                service
+                    .health
+                    .as_ref()
+                    .map(|health| ("services.*.health", health))
+            }),
+        );
+        for (key, section) in health_sections {
+            if !(section.saturated_at > 0.0 && section.saturated_at <= 1.0) {
+                bail!(
+                    "{key}.saturated_at: {} is not a share between 0 (excluded) and 1",
+                    section.saturated_at
+                );
+            }
+        }
         let locator = Arc::new(crate::sources::open_locator(&config.geoip, base_dir)?);
         if locator.databases().is_empty()
             && locator.overrides().is_empty()

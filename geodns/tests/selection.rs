@@ -190,6 +190,42 @@ fn draining_edge_gets_no_new_clients() {
 }
 
 #[test]
+fn saturated_edge_gets_no_new_clients_until_it_has_room() {
+    let eu_health = endpoint();
+    let us_health = endpoint();
+    let edges = [
+        ("eu-1", "eu", eu_health.url()),
+        ("us-1", "us", us_health.url()),
+    ];
+    let edges: Vec<(&str, &str, &str)> =
+        edges.iter().map(|(a, b, c)| (*a, *b, c.as_str())).collect();
+    let geodns = Geodns::start(&edges, "");
+    assert_eq!(geodns.a_for("www.cdn.test", "192.0.2.0", 24), [eu()]);
+    eu_health.set(Mode::Saturated);
+    assert!(wait_until(Duration::from_secs(3), || geodns.a_for(
+        "www.cdn.test",
+        "192.0.2.0",
+        24
+    ) == [us()]));
+    let status: serde_json::Value = serde_json::from_str(&geodns.admin_get("/status")).unwrap();
+    assert_eq!(status["services"][0]["edges"][0]["saturated"], true);
+    assert!(geodns.admin_get("/metrics").contains("edge_saturated{"));
+    // Every edge saturated: they are still answered, nearest first.
+    us_health.set(Mode::Saturated);
+    assert!(wait_until(Duration::from_secs(3), || geodns.a_for(
+        "www.cdn.test",
+        "192.0.2.0",
+        24
+    ) == [eu()]));
+    eu_health.set(Mode::Up);
+    us_health.set(Mode::Up);
+    assert!(wait_until(Duration::from_secs(3), || {
+        let status: serde_json::Value = serde_json::from_str(&geodns.admin_get("/status")).unwrap();
+        status["services"][0]["edges"][0]["saturated"] == false
+    }));
+}
+
+#[test]
 fn every_edge_down_fails_open() {
     let eu_health = endpoint();
     let us_health = endpoint();

@@ -80,8 +80,17 @@ impl<'de> Deserialize<'de> for Utilisation {
 pub struct Load {
     /// Client requests being served at this instant.
     pub in_flight: u64,
-    /// How busy the edge considers itself, 0.0 (idle) to 1.0 (saturated).
+    /// How busy the edge considers itself, 0.0 (idle) to 1.0 (saturated):
+    /// the largest share in use of any resource that bounds it (connection
+    /// slots, request slots). geodns sends no new clients to an edge at or
+    /// above its `health.saturated_at`.
     pub utilisation: Utilisation,
+    /// Client connections open.
+    #[serde(default)]
+    pub connections: u64,
+    /// Client connections it accepts at most.
+    #[serde(default)]
+    pub connection_limit: u64,
 }
 
 /// How full the edge's cache is.
@@ -148,6 +157,8 @@ mod tests {
             load: Load {
                 in_flight: 12,
                 utilisation: Utilisation::saturating(0.25),
+                connections: 250,
+                connection_limit: 1000,
             },
             cache: CacheFill {
                 used_bytes: 1024,
@@ -156,6 +167,14 @@ mod tests {
             },
             version: "1.2.3".into(),
         }
+    }
+
+    #[test]
+    fn documents_of_older_edges_without_connection_counts_are_read() {
+        let old = br#"{"status":"up","load":{"in_flight":1,"utilisation":0.5},"cache":{"used_bytes":0,"capacity_bytes":0,"objects":0},"version":"0.0.1"}"#;
+        let report = HealthReport::from_json(old).unwrap();
+        assert_eq!(report.load.connections, 0);
+        assert_eq!(report.load.utilisation.get(), 0.5);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use shared::EdgeStatus;
-use shared::health::{CacheFill, HealthReport, Load};
+use shared::health::{CacheFill, HealthReport, Load, Utilisation};
 use tokio::sync::oneshot;
 
 /// What the endpoint answers.
@@ -27,6 +27,8 @@ pub enum Mode {
     Hang,
     /// 500 without a document.
     Error,
+    /// 200 with `status: up` and utilisation 1.0 (every slot in use).
+    Saturated,
 }
 
 impl Mode {
@@ -40,7 +42,8 @@ impl Mode {
             1 => Self::Draining,
             2 => Self::Down,
             3 => Self::Hang,
-            _ => Self::Error,
+            4 => Self::Error,
+            _ => Self::Saturated,
         }
     }
 }
@@ -172,6 +175,16 @@ async fn answer(mode: Mode) -> Response<Full<Bytes>> {
             (StatusCode::OK, Vec::new())
         }
         Mode::Error => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
+        Mode::Saturated => {
+            let mut saturated = report(EdgeStatus::Up);
+            saturated.load = Load {
+                in_flight: 10,
+                utilisation: Utilisation::saturating(1.0),
+                connections: 10_000,
+                connection_limit: 10_000,
+            };
+            (StatusCode::OK, saturated.to_json())
+        }
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;

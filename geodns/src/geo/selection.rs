@@ -4,8 +4,9 @@
 //! great-circle distance from the client (plus each edge's bias), and take
 //! the first `answers`. Rules can pin countries or continents to regions.
 //! When the client cannot be located, the fallback decides. When no edge of
-//! the family is healthy, every edge counts as healthy (fail open): a DNS
-//! server that answers nothing turns a partial outage into a total one.
+//! the family is healthy, the saturated edges that are up are used; when
+//! none is up, every edge counts as healthy (fail open): a DNS server that
+//! answers nothing turns a partial outage into a total one.
 
 use geoip::{Location, great_circle_km};
 use serde::Serialize;
@@ -62,6 +63,16 @@ pub fn select(service: &Service, location: Option<&Location>, family: Family) ->
         .copied()
         .filter(|&index| service.edges[index].is_up())
         .collect();
+    // Every edge saturated: the ones that serve still beat failing open.
+    let healthy = if healthy.is_empty() {
+        with_family
+            .iter()
+            .copied()
+            .filter(|&index| service.edges[index].is_serving())
+            .collect()
+    } else {
+        healthy
+    };
     let (pool, fail_open) = if healthy.is_empty() {
         (with_family, true)
     } else {

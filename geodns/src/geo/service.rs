@@ -44,6 +44,16 @@ impl Edge {
                 .as_ref()
                 .is_none_or(|health| health.accepts_new_clients())
     }
+
+    /// Whether it is up, saturated or not: the pool when every edge is
+    /// saturated, before failing open to edges that are down.
+    pub fn is_serving(&self) -> bool {
+        !self.drained
+            && self
+                .health
+                .as_ref()
+                .is_none_or(|health| health.is_serving())
+    }
 }
 
 /// Clients matching `countries` or `continents` go to `regions` first.

@@ -96,6 +96,10 @@ impl HealthProbe {
                 failed(format!("no answer within {}", self.config.timeout)),
             ),
         };
+        let utilisation = last
+            .report
+            .as_ref()
+            .map(|report| report.load.utilisation.get());
         self.health.record(last);
         let previous = self.health.status();
         let next = match reported {
@@ -124,6 +128,7 @@ impl HealthProbe {
                 }
             }
         };
+        self.update_saturation(next, utilisation);
         self.metrics
             .record_health_check(self.health.url(), reported.is_some());
         if self.health.set_status(next) {
@@ -139,6 +144,32 @@ impl HealthProbe {
                     "edge is down"
                 ),
             }
+        }
+    }
+
+    /// Saturated at `saturated_at` or more; back once 0.1 below it, so
+    /// that an edge near the mark does not flap in and out of the answers.
+    fn update_saturation(&self, status: EdgeStatus, utilisation: Option<f64>) {
+        let mark = self.config.saturated_at;
+        let saturated = match (status, utilisation) {
+            (EdgeStatus::Up, Some(utilisation)) if self.health.is_saturated() => {
+                utilisation >= mark - 0.1
+            }
+            (EdgeStatus::Up, Some(utilisation)) => utilisation >= mark,
+            _ => false,
+        };
+        if self.health.set_saturated(saturated) {
+            if saturated {
+                tracing::warn!(
+                    edge = self.health.url(),
+                    utilisation,
+                    "edge is saturated: no new clients until it has room"
+                );
+            } else {
+                tracing::info!(edge = self.health.url(), "edge has room again");
+            }
+            self.metrics
+                .set_edge_saturated(self.health.url(), saturated);
         }
     }
 

@@ -9,7 +9,7 @@ mod checker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -28,6 +28,7 @@ use crate::metrics::DnsMetrics;
 pub struct EdgeHealth {
     url: String,
     status: AtomicU8,
+    saturated: AtomicBool,
     epoch: Arc<AtomicU64>,
     last: Mutex<LastCheck>,
 }
@@ -64,6 +65,7 @@ impl EdgeHealth {
         Self {
             url,
             status: AtomicU8::new(encode(initial)),
+            saturated: AtomicBool::new(false),
             epoch,
             last: Mutex::new(LastCheck::default()),
         }
@@ -79,10 +81,31 @@ impl EdgeHealth {
         decode(self.status.load(Ordering::Relaxed))
     }
 
-    /// Whether answers may send new clients here (`up` only; `draining` edges
-    /// keep their clients but get no new ones).
+    /// Whether answers may send new clients here (`up` and not saturated;
+    /// `draining` edges keep their clients but get no new ones).
     pub fn accepts_new_clients(&self) -> bool {
+        self.status().accepts_new_clients() && !self.is_saturated()
+    }
+
+    /// Whether it is up, saturated or not: where clients go when every
+    /// edge is saturated.
+    pub fn is_serving(&self) -> bool {
         self.status().accepts_new_clients()
+    }
+
+    /// Whether it reported a utilisation at or above `health.saturated_at`
+    /// (and has not yet come back below it by 0.1).
+    pub fn is_saturated(&self) -> bool {
+        self.saturated.load(Ordering::Relaxed)
+    }
+
+    /// Marks it saturated or not; a change bumps the epoch.
+    pub fn set_saturated(&self, saturated: bool) -> bool {
+        let changed = self.saturated.swap(saturated, Ordering::AcqRel) != saturated;
+        if changed {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        changed
     }
 
     /// The last check's outcome.
