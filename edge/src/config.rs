@@ -173,6 +173,19 @@ pub struct ServerConfig {
     /// others get 421 and are never fetched. Empty: every host.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Proxies in front of the edge (`10.0.0.0/8`) whose `X-Forwarded-For`
+    /// is kept and appended to; from anyone else it is replaced by the
+    /// client's address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Expect a PROXY protocol header (v1 or v2) on every connection, as a
+    /// TCP load balancer sends it: the client address is taken from it.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// The load balancers allowed to send PROXY headers; connections from
+    /// other addresses are closed. Required with `proxy_protocol`.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Largest request head (request line and headers) accepted.
     #[serde(default = "default_max_header_size")]
     pub max_header_size: ByteSize,
@@ -209,12 +222,25 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
 }
 
+impl ServerConfig {
+    /// Checks what the schema cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.proxy_protocol && self.proxy_protocol_from.is_empty() {
+            return Err("server.proxy_protocol_from: name the load balancers that send PROXY headers (anyone could claim any client address otherwise)".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
             name: default_node_name(),
             hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             max_header_size: default_max_header_size(),
             max_request_body: default_max_request_body(),
             header_timeout: default_header_timeout(),

@@ -31,6 +31,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     config
         .admin
         .validate()
+        .and_then(|()| config.server.validate())
         .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());

@@ -151,10 +151,19 @@ async fn silent_flood_from_one_address_leaves_room_for_others() {
         started.elapsed(),
         held.len()
     );
-    let (_, metrics) = admin_get(edge.admin, "/metrics").await;
-    let open: f64 = metric(&metrics, "edge_connections_open");
+    // Connections told to make room finish closing within moments.
+    let mut open = f64::MAX;
+    let mut metrics = String::new();
+    for _ in 0..20 {
+        metrics = admin_get(edge.admin, "/metrics").await.1;
+        open = metric(&metrics, "edge_connections_open");
+        if open <= 101.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
-        open <= 102.0,
+        open <= 101.0,
         "one address holds at most its limit: {open}\n{metrics}"
     );
     assert!(metrics.contains("reason=\"evicted\""), "{metrics}");

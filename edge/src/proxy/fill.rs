@@ -1,7 +1,6 @@
 //! Fetching for the cache and storing what may be stored: the fetch and
 //! store phases of the pipeline, and revalidation (RFC 9111 section 4.3).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,7 +26,6 @@ impl Edge {
         &self,
         key: &str,
         parts: &hyper::http::request::Parts,
-        client: IpAddr,
         leader: Option<coalesce::Leader>,
         stale: Option<Arc<StoredResponse>>,
     ) -> Response<Body> {
@@ -62,7 +60,6 @@ impl Edge {
             }
         }
         headers::add_via(&mut origin_parts.headers, &inner.settings.name);
-        headers::append_forwarded_for(&mut origin_parts.headers, client);
         let request_time = SystemTime::now();
         let started = Instant::now();
         let peers = if parts.extensions.get::<FromPeer>().is_some() {

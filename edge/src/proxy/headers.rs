@@ -1,5 +1,5 @@
 //! Header rules of a proxy: hop-by-hop fields removed both ways (RFC 9110
-//! section 7.6.1), `Via` added (section 7.6.3), `X-Forwarded-For` appended,
+//! section 7.6.1), `Via` added (section 7.6.3), `X-Forwarded-For` set,
 //! and loops detected by our own name in `Via`.
 
 use std::net::IpAddr;
@@ -53,12 +53,28 @@ pub fn is_loop(headers: &HeaderMap, node: &str) -> bool {
         .any(|hop| hop.split_whitespace().nth(1) == Some(node))
 }
 
-/// Appends the client to `X-Forwarded-For`.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+/// Sets `X-Forwarded-For` for the next hop: the chain a trusted sender
+/// (a configured proxy, a peer edge) passed on, then `client`; from anyone
+/// else the client's own field is replaced, since it could name anyone.
+/// `Forwarded` (RFC 7239) is kept from trusted senders only.
+pub fn set_forwarded_for(headers: &mut HeaderMap, client: IpAddr, trusted: bool) {
     let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name).and_then(|value| value.to_str().ok()) {
-        Some(existing) => format!("{existing}, {client}"),
-        None => client.to_string(),
+    let chain: Vec<String> = if trusted {
+        headers
+            .get_all(&name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    } else {
+        headers.remove(header::FORWARDED);
+        Vec::new()
+    };
+    let client = client.to_canonical().to_string();
+    let value = if chain.is_empty() {
+        client
+    } else {
+        format!("{}, {client}", chain.join(", "))
     };
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(name, value);
@@ -103,10 +119,18 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_appended() {
+    fn forwarded_for_is_appended_from_trusted_senders_only() {
         let mut headers = HeaderMap::new();
-        append_forwarded_for(&mut headers, "192.0.2.1".parse().unwrap());
-        append_forwarded_for(&mut headers, "198.51.100.2".parse().unwrap());
-        assert_eq!(headers["x-forwarded-for"], "192.0.2.1, 198.51.100.2");
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        headers.append("x-forwarded-for", "192.0.2.1".parse().unwrap());
+        set_forwarded_for(&mut headers, "198.51.100.2".parse().unwrap(), true);
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "203.0.113.9, 192.0.2.1, 198.51.100.2"
+        );
+        headers.insert(header::FORWARDED, "for=192.0.2.60".parse().unwrap());
+        set_forwarded_for(&mut headers, "::ffff:198.51.100.3".parse().unwrap(), false);
+        assert_eq!(headers["x-forwarded-for"], "198.51.100.3");
+        assert!(!headers.contains_key(header::FORWARDED));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. **admit** ([`admit`]): loops refused (`Via` names us), hop-by-hop
 //!    fields dropped, CONNECT and TRACE refused, the authority validated and
-//!    made the one `Host` that the key and the origin see;
+//!    made the one `Host` that the key and the origin see, `X-Forwarded-For`
+//!    set (appended to only for trusted proxies and peers);
 //! 2. **key**: scheme, host, path and query ([`crate::cache::key`]);
 //! 3. **lookup**: fresh -> HIT; stale within `stale-while-revalidate` ->
 //!    STALE now and one background refresh; stale otherwise -> revalidate;
@@ -84,6 +85,7 @@ struct Inner {
     ring: Ring,
     served_hosts: admit::ServedHosts,
     trusted_peers: Vec<ipnet::IpNet>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Marks a request that a peer sent to fill its cache: fetched from the
@@ -202,6 +204,7 @@ impl Edge {
                 ring,
                 served_hosts,
                 trusted_peers: config.fill.trusted_peers.clone(),
+                trusted_proxies: config.server.trusted_proxies.clone(),
             }),
         })
     }
@@ -294,13 +297,16 @@ impl Edge {
             return self.finish(refused(&refusal));
         }
         // Only the edges of the ring may ask for a fill without the ring.
-        if parts.headers.remove(FILL_FROM_PEER).is_some() && self.is_peer(client) {
+        let from_peer = self.is_peer(client);
+        if parts.headers.remove(FILL_FROM_PEER).is_some() && from_peer {
             parts.extensions.insert(FromPeer);
         }
+        let trusted = from_peer || self.is_trusted_proxy(client);
+        headers::set_forwarded_for(&mut parts.headers, client, trusted);
         let response = if parts.method == Method::GET || parts.method == Method::HEAD {
-            self.cacheable(parts, client).await
+            self.cacheable(parts).await
         } else {
-            self.pass(parts, Some(body), client).await
+            self.pass(parts, Some(body)).await
         };
         self.finish(response)
     }
@@ -316,6 +322,15 @@ impl Edge {
             || self.inner.ring.has_address(client)
     }
 
+    /// Whether `client` is a proxy in `server.trusted_proxies`.
+    fn is_trusted_proxy(&self, client: IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.inner
+            .trusted_proxies
+            .iter()
+            .any(|network| network.contains(&client))
+    }
+
     fn finish(&self, mut response: Response<Body>) -> Response<Body> {
         headers::remove_hop_by_hop(response.headers_mut());
         for name in &self.inner.settings.targeted {
@@ -326,11 +341,7 @@ impl Edge {
     }
 
     /// GET and HEAD: cache lookup, then fetch.
-    async fn cacheable(
-        &self,
-        parts: hyper::http::request::Parts,
-        client: IpAddr,
-    ) -> Response<Body> {
+    async fn cacheable(&self, parts: hyper::http::request::Parts) -> Response<Body> {
         let inner = &*self.inner;
         let key = inner.keys.key(&parts.uri, &parts.headers);
         let now = SystemTime::now();
@@ -339,18 +350,16 @@ impl Edge {
                 return self.serve(&stored, &parts, CacheStatus::Hit);
             }
             if stored.within_stale_while_revalidate(now) {
-                self.refresh_in_background(key, parts.clone(), client, stored.clone());
+                self.refresh_in_background(key, parts.clone(), stored.clone());
                 return self.serve(&stored, &parts, CacheStatus::Stale);
             }
-            return self.fetch(&key, &parts, client, None, Some(stored)).await;
+            return self.fetch(&key, &parts, None, Some(stored)).await;
         }
         if inner.coalescer.known_uncacheable(&key) {
-            return self.pass(parts, None, client).await;
+            return self.pass(parts, None).await;
         }
         match inner.coalescer.join(&key) {
-            coalesce::Role::Leader(leader) => {
-                self.fetch(&key, &parts, client, Some(leader), None).await
-            }
+            coalesce::Role::Leader(leader) => self.fetch(&key, &parts, Some(leader), None).await,
             coalesce::Role::Waiter(receiver) => {
                 let outcome = coalesce::wait(receiver, inner.settings.coalesce_timeout).await;
                 if outcome == Some(Outcome::Stored)
@@ -359,7 +368,7 @@ impl Edge {
                     return self.serve(&stored, &parts, CacheStatus::Hit);
                 }
                 // Not storable, failed or slow: fetch on our own, all waiters at once.
-                self.fetch(&key, &parts, client, None, None).await
+                self.fetch(&key, &parts, None, None).await
             }
         }
     }
@@ -388,7 +397,6 @@ impl Edge {
         &self,
         key: String,
         parts: hyper::http::request::Parts,
-        client: IpAddr,
         stored: Arc<StoredResponse>,
     ) {
         if !self.inner.refreshing.lock().insert(key.clone()) {
@@ -396,7 +404,7 @@ impl Edge {
         }
         let edge = self.clone();
         tokio::spawn(async move {
-            let _ = edge.fetch(&key, &parts, client, None, Some(stored)).await;
+            let _ = edge.fetch(&key, &parts, None, Some(stored)).await;
             edge.inner.refreshing.lock().remove(&key);
         });
     }

@@ -2,7 +2,6 @@
 //! invalidation after success, RFC 9111 section 4.4) and known-uncacheable
 //! GETs, passed straight to the origin.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use http_body_util::{BodyExt, Limited};
@@ -19,7 +18,6 @@ impl Edge {
         &self,
         mut parts: hyper::http::request::Parts,
         body: Option<Incoming>,
-        client: IpAddr,
     ) -> Response<Body> {
         let inner = &*self.inner;
         if content_length(&parts.headers)
@@ -29,7 +27,6 @@ impl Edge {
         }
         let original = parts.clone();
         headers::add_via(&mut parts.headers, &inner.settings.name);
-        headers::append_forwarded_for(&mut parts.headers, client);
         let limit = inner.settings.max_request_body;
         let mut body = body.map(|body| Limited::new(body, limit).map_err(|error| error).boxed());
         let has_body = body.is_some();

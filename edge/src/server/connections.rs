@@ -74,6 +74,8 @@ pub enum CloseReason {
     RefusedFull,
     /// Refused: the client was at its limit and nothing of its was idle.
     RefusedPerClient,
+    /// PROXY protocol: no valid header in time, or not from a trusted balancer.
+    ProxyHeader,
 }
 
 impl CloseReason {
@@ -87,6 +89,7 @@ impl CloseReason {
             Self::Abandoned => "abandoned_requests",
             Self::RefusedFull => "refused_full",
             Self::RefusedPerClient => "refused_per_client",
+            Self::ProxyHeader => "proxy_header",
         }
     }
 }

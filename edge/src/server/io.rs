@@ -16,6 +16,7 @@ use std::task::{Context, Poll, ready};
 
 use std::os::fd::AsRawFd;
 
+use bytes::Bytes;
 use nix::sys::sendfile::sendfile;
 use nix::sys::socket::{MsgFlags, sendmsg};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -29,12 +30,19 @@ use crate::cache::sealed;
 pub struct ClientStream {
     inner: TcpStream,
     connection: Arc<Connection>,
+    /// Bytes read off the socket before (past a PROXY header), read first.
+    read_ahead: Bytes,
 }
 
 impl ClientStream {
-    /// Wraps an accepted connection, tracked as `connection`.
-    pub fn new(inner: TcpStream, connection: Arc<Connection>) -> Self {
-        Self { inner, connection }
+    /// Wraps an accepted connection, tracked as `connection`, whose first
+    /// bytes (`read_ahead`) were already read.
+    pub fn new(inner: TcpStream, connection: Arc<Connection>, read_ahead: Bytes) -> Self {
+        Self {
+            inner,
+            connection,
+            read_ahead,
+        }
     }
 
     /// Sends `slice` (part of a sealed body) from its file; `None` when it is not one.
@@ -76,6 +84,13 @@ impl AsyncRead for ClientStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.read_ahead.is_empty() {
+            let take = self.read_ahead.len().min(buf.remaining());
+            let chunk = self.read_ahead.split_to(take);
+            buf.put_slice(&chunk);
+            self.connection.on_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {

@@ -1,11 +1,14 @@
 //! The client-facing listeners: HTTP/1.1 and cleartext HTTP/2 on each
 //! address, every connection held in a [`connections::ConnectionTable`]
 //! (bounds per client and in all, idle and header deadlines, longest-idle
-//! closed first), and a graceful stop. Connections write through
-//! [`io::ClientStream`], which sends large cached bodies with `sendfile`.
+//! closed first), and a graceful stop. Behind a TCP load balancer, a PROXY
+//! protocol header ([`proxy_protocol`]) names the client. Connections write
+//! through [`io::ClientStream`], which sends large cached bodies with
+//! `sendfile`.
 
 pub mod connections;
 mod io;
+mod proxy_protocol;
 mod tracked_body;
 
 use std::convert::Infallible;
@@ -13,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +57,15 @@ struct Shared {
     table: Arc<ConnectionTable>,
     metrics: Arc<EdgeMetrics>,
     shutdown: CancellationToken,
+    /// With the PROXY protocol: the balancers that may send headers, and
+    /// the connections still sending theirs (bounded like the table).
+    proxy_protocol: Option<ProxyProtocol>,
+    header_timeout: Duration,
+}
+
+struct ProxyProtocol {
+    from: Vec<ipnet::IpNet>,
+    reading: Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpServer {
@@ -63,6 +76,7 @@ impl HttpServer {
         metrics: Arc<EdgeMetrics>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
         let table = ConnectionTable::new(Limits::from(config));
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -83,12 +97,18 @@ impl HttpServer {
             .max_local_error_reset_streams(64)
             .keep_alive_interval(H2_PING_INTERVAL)
             .keep_alive_timeout(H2_PING_TIMEOUT);
+        let proxy_protocol = config.proxy_protocol.then(|| ProxyProtocol {
+            from: config.proxy_protocol_from.clone(),
+            reading: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
+        });
         let shared = Arc::new(Shared {
             builder,
             edge,
             table: table.clone(),
             metrics,
             shutdown: shutdown.clone(),
+            proxy_protocol,
+            header_timeout: config.header_timeout.as_std(),
         });
         let mut tasks = tokio::task::JoinSet::new();
         let mut addresses = Vec::new();
@@ -158,18 +178,25 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Durat
                 }
             },
         };
-        let admitted = shared.table.admit(peer.ip(), &mut closed);
-        for reason in closed.drain(..) {
-            shared.metrics.connection_closed(reason);
+        if let Some(proxy_protocol) = &shared.proxy_protocol {
+            let balancer = peer.ip().to_canonical();
+            let trusted = proxy_protocol
+                .from
+                .iter()
+                .any(|network| network.contains(&balancer));
+            match proxy_protocol.reading.clone().try_acquire_owned() {
+                Ok(permit) if trusted => {
+                    tracker.spawn(serve_proxied(stream, peer, permit, shared.clone()));
+                }
+                _ => {
+                    shared.metrics.connection_closed(CloseReason::ProxyHeader);
+                    tracing::debug!(%peer, "connection without a trusted PROXY header closed");
+                }
+            }
+            continue;
         }
-        match admitted {
-            Ok(admitted) => {
-                tracker.spawn(serve(stream, peer, admitted, shared.clone()));
-            }
-            Err(reason) => {
-                shared.metrics.connection_closed(reason);
-                tracing::debug!(%peer, reason = reason.as_str(), "connection refused");
-            }
+        if let Some(admitted) = admit(&shared, peer, &mut closed) {
+            tracker.spawn(serve(stream, peer, admitted, shared.clone(), Bytes::new()));
         }
     }
     drop(listener);
@@ -182,8 +209,61 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Durat
     }
 }
 
-/// Serves one connection until it ends, is told to close, or the server stops.
-async fn serve(stream: TcpStream, peer: SocketAddr, admitted: Admitted, shared: Arc<Shared>) {
+/// A slot in the table for `client`, or `None` (counted) when refused.
+fn admit(shared: &Shared, client: SocketAddr, closed: &mut Vec<CloseReason>) -> Option<Admitted> {
+    let admitted = shared.table.admit(client.ip(), closed);
+    for reason in closed.drain(..) {
+        shared.metrics.connection_closed(reason);
+    }
+    match admitted {
+        Ok(admitted) => Some(admitted),
+        Err(reason) => {
+            shared.metrics.connection_closed(reason);
+            tracing::debug!(%client, reason = reason.as_str(), "connection refused");
+            None
+        }
+    }
+}
+
+/// Reads the PROXY header (within `header_timeout`), then serves the
+/// connection as the client it names.
+async fn serve_proxied(
+    mut stream: TcpStream,
+    balancer: SocketAddr,
+    reading: tokio::sync::OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    let header =
+        tokio::time::timeout(shared.header_timeout, proxy_protocol::read(&mut stream)).await;
+    drop(reading);
+    let header = match header {
+        Ok(Ok(header)) => header,
+        Ok(Err(error)) => {
+            shared.metrics.connection_closed(CloseReason::ProxyHeader);
+            tracing::debug!(%balancer, %error, "bad PROXY header");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.connection_closed(CloseReason::ProxyHeader);
+            tracing::debug!(%balancer, "no PROXY header in time");
+            return;
+        }
+    };
+    let client = header.client.unwrap_or(balancer);
+    if let Some(admitted) = admit(&shared, client, &mut Vec::new()) {
+        serve(stream, client, admitted, shared, header.rest).await;
+    }
+}
+
+/// Serves one connection until it ends, is told to close, or the server
+/// stops; `read_ahead` holds bytes already read off it.
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    shared: Arc<Shared>,
+    read_ahead: Bytes,
+) {
     let _ = stream.set_nodelay(true);
     let connection = admitted.connection().clone();
     let edge = shared.edge.clone();
@@ -198,7 +278,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, admitted: Admitted, shared: 
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
         }
     });
-    let io = TokioIo::new(ClientStream::new(stream, connection.clone()));
+    let io = TokioIo::new(ClientStream::new(stream, connection.clone(), read_ahead));
     let served = shared.builder.serve_connection(io, service);
     tokio::pin!(served);
     let result = tokio::select! {
