@@ -212,7 +212,9 @@ pub struct SoaConfig {
     pub mname: String,
     /// Responsible mailbox, as a name (`hostmaster.example.com`).
     pub rname: String,
-    /// Serial number; defaults to the time of loading.
+    /// Serial number. Without it, the serial is derived from the zone's
+    /// content (the same on every server given the same configuration) and
+    /// moved forward when a reload changes the content.
     pub serial: Option<u32>,
     /// Secondary refresh interval.
     #[serde(default = "default_refresh")]

@@ -127,8 +127,9 @@ impl Daemon {
         let view = self.cluster_view();
         let result = Snapshot::load(&self.config_path, &self.health, &self.metrics, &view);
         self.metrics.reload(result.is_ok());
-        let snapshot = result?;
+        let mut snapshot = result?;
         let current = self.snapshot.load();
+        snapshot.follow_serials(&current);
         if snapshot.config.server.listen != current.config.server.listen
             || snapshot.config.admin != current.config.admin
             || snapshot.config.cluster != current.config.cluster

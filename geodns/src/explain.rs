@@ -76,7 +76,8 @@ pub struct EdgeExplanation {
 
 /// Explains `client` against every service of `snapshot`.
 pub fn explain(snapshot: &Snapshot, client: IpAddr, epoch: u64) -> Explanation {
-    let located = snapshot.locator.locate(client).ok();
+    let (lookup, _) = crate::geo::alias::lookup_address(client);
+    let located = snapshot.locator.locate(lookup).ok();
     let location = located.as_ref().and_then(|found| found.location);
     let services = snapshot
         .services

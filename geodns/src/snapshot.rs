@@ -140,6 +140,21 @@ impl Snapshot {
         })
     }
 
+    /// Carries content-derived SOA serials forward from `previous` (the
+    /// snapshot this one replaces), so that a reload which changes a zone
+    /// always moves its serial forward; see [`Zone::follow_serial`].
+    pub fn follow_serials(&mut self, previous: &Snapshot) {
+        let mut zones = self.zones.as_ref().clone();
+        for zone in &mut zones {
+            if let Some(old) = previous.find_zone(zone.apex())
+                && old.apex() == zone.apex()
+            {
+                zone.follow_serial(old);
+            }
+        }
+        self.zones = Arc::new(zones);
+    }
+
     /// The zone that holds `qname`: the one with the longest matching apex.
     pub fn find_zone(&self, qname: &LowerName) -> Option<&Zone> {
         let mut name = qname.clone();

@@ -23,6 +23,8 @@ pub struct Ask {
     pub subnet: Option<(IpAddr, u8)>,
     /// Recursion desired.
     pub rd: bool,
+    /// The EDNS DO bit (RFC 3225).
+    pub dnssec_ok: bool,
 }
 
 impl Ask {
@@ -35,6 +37,7 @@ impl Ask {
             payload: 1232,
             subnet: None,
             rd: false,
+            dnssec_ok: false,
         }
     }
 
@@ -60,6 +63,7 @@ impl Ask {
             let mut edns = Edns::new();
             edns.set_version(version);
             edns.set_max_payload(self.payload);
+            edns.set_dnssec_ok(self.dnssec_ok);
             if let Some((address, prefix)) = self.subnet {
                 edns.options_mut()
                     .insert(EdnsOption::Subnet(ClientSubnet::new(address, prefix, 0)));

@@ -9,7 +9,7 @@ use geoip::Located;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 
-use crate::geo::{Family, ScopeKey, Selection, select};
+use crate::geo::{Family, ScopeKey, Selection, alias, select};
 use crate::snapshot::Snapshot;
 use crate::zone::ServiceId;
 
@@ -25,6 +25,10 @@ pub struct GeoDecision {
 }
 
 /// Decides the answer of `service_id` for a client at `client`.
+///
+/// Clients in IPv6 ranges that embed an IPv4 address are located by that
+/// address, and their scope is given back in IPv6 terms (see
+/// [`crate::geo::alias`]): the scope is always in the family of `client`.
 pub fn decide(
     snapshot: &Snapshot,
     service_id: ServiceId,
@@ -33,7 +37,8 @@ pub fn decide(
     epoch: u64,
 ) -> Option<GeoDecision> {
     let service = snapshot.services.get(service_id)?;
-    let located = match snapshot.locator.locate(client) {
+    let (lookup, alias) = alias::lookup_address(client);
+    let located = match snapshot.locator.locate(lookup) {
         Ok(located) => Some(located),
         Err(error) => {
             tracing::warn!(%client, %error, "geoip lookup failed; using the fallback");
@@ -58,6 +63,10 @@ pub fn decide(
             )
             .prefix_len(),
         None => 0,
+    };
+    let scope = match alias {
+        Some(alias) => alias.v6_scope(scope),
+        None => scope,
     };
     Some(GeoDecision {
         located,

@@ -26,9 +26,9 @@ use ipnet::IpNet;
 use prometheus_client::metrics::counter::Counter;
 
 pub use cache::{AnswerCache, Cached};
-pub use ecs::{ClientSubnetQuery, MalformedEcs, client_subnet};
+pub use ecs::ClientSubnetQuery;
 pub use geo::{GeoDecision, decide, records as geo_records};
-pub use wire::{EcsView, EdnsView, QueryView};
+pub use wire::{EcsView, EdnsView, MalformedEcs, QueryView, RawOpt, RawQuery};
 
 use crate::geo::{Family, Reason};
 use crate::health::HealthTable;
@@ -130,10 +130,11 @@ impl Responder {
         let snapshot = self.snapshot.load_full();
         cache.validate((Arc::as_ptr(&snapshot) as usize, self.health.epoch()));
         let ecs = view.edns.and_then(|edns| edns.ecs);
+        // In the family the scope is given in: that of the option, or the
+        // peer's (IPv4-mapped peers get IPv6 scopes, see `geo::alias`).
         let client = ecs
             .filter(|ecs| ecs.source > 0)
-            .map_or(peer, |ecs| ecs.address)
-            .to_canonical();
+            .map_or(peer, |ecs| ecs.address);
         if let Some(cached) = cache.get(view.key(), client) {
             self.write_cached(&view, cached, out);
             cached.counters.iter().for_each(|counter| {
@@ -146,7 +147,8 @@ impl Responder {
         let Ok(request) = Message::from_vec(packet) else {
             return false;
         };
-        let answered = self.answer(&snapshot, &request, peer, Transport::Udp);
+        let raw = wire::scan(packet);
+        let answered = self.answer(&snapshot, &request, &raw, peer, Transport::Udp);
         if answered.cacheable
             && let Some(cached) = template(&answered)
         {
@@ -175,22 +177,19 @@ impl Responder {
             self.metrics.dropped();
             return None;
         }
+        let raw = wire::scan(packet);
         let request = match Message::from_vec(packet) {
             Ok(request) => request,
             Err(error) => {
                 tracing::debug!(%peer, %error, "malformed query");
-                let id = u16::from_be_bytes([header[0], header[1]]);
-                let opcode = OpCode::from_u8((header[2] >> 3) & 0x0F);
-                let mut response = Message::error_msg(id, opcode, ResponseCode::FormErr);
-                response.metadata.recursion_desired = header[2] & 0x01 != 0;
                 self.metrics
                     .query_counter(transport, RecordType::Unknown(0), ResponseCode::FormErr)
                     .inc();
-                return response.to_vec().ok();
+                return wire::format_error(packet, &raw, self.max_udp_payload);
             }
         };
         let snapshot = self.snapshot.load_full();
-        let answered = self.answer(&snapshot, &request, peer, transport);
+        let answered = self.answer(&snapshot, &request, &raw, peer, transport);
         let bytes = self.finish(&request, answered, transport);
         self.metrics.latency(started.elapsed());
         bytes
@@ -209,6 +208,7 @@ impl Responder {
         &self,
         snapshot: &Snapshot,
         request: &Message,
+        raw: &RawQuery<'_>,
         peer: IpAddr,
         transport: Transport,
     ) -> Answered {
@@ -216,7 +216,7 @@ impl Responder {
             .queries
             .first()
             .map_or(RecordType::Unknown(0), Query::query_type);
-        let mut answered = self.compose(snapshot, request, peer, transport);
+        let mut answered = self.compose(snapshot, request, raw, peer, transport);
         answered.counters.push(
             self.metrics
                 .query_counter(transport, qtype, answered.rcode()),
@@ -232,6 +232,7 @@ impl Responder {
         &self,
         snapshot: &Snapshot,
         request: &Message,
+        raw: &RawQuery<'_>,
         peer: IpAddr,
         transport: Transport,
     ) -> Answered {
@@ -246,8 +247,8 @@ impl Responder {
             // RFC 6891 section 6.1.3: BADVERS, with our (version 0) OPT.
             return Answered::new(request, ResponseCode::BADVERS);
         }
-        let ecs = match client_subnet(edns) {
-            Ok(ecs) => ecs,
+        let ecs = match raw.opt.map_or(Ok(None), |opt| opt.ecs()) {
+            Ok(ecs) => ecs.map(ClientSubnetQuery::from_view),
             Err(MalformedEcs) => return Answered::new(request, ResponseCode::FormErr),
         };
         self.ecs_counter(ecs.is_some()).inc();
@@ -296,6 +297,10 @@ impl Responder {
             }
             match zone.resolve(&lower, qtype) {
                 Resolution::Records(records) => {
+                    if qtype == RecordType::NS {
+                        // Addresses of in-zone servers save the resolver a lookup.
+                        response.additionals.extend(zone.glue_for(&records));
+                    }
                     response.answers.extend(records);
                     return answered;
                 }
@@ -429,7 +434,13 @@ impl Responder {
             let mut edns = Edns::new();
             edns.set_max_payload(self.max_udp_payload);
             edns.set_version(0);
-            edns.set_dnssec_ok(false);
+            // RFC 3225 section 3: DO is copied into the response.
+            edns.set_dnssec_ok(
+                request
+                    .edns
+                    .as_ref()
+                    .is_some_and(|edns| edns.flags().dnssec_ok),
+            );
             if let Some(ecs) = ecs {
                 // Answers the same everywhere get scope 0 (RFC 7871 section 7.2.1).
                 let scope = if ecs.network.prefix_len() == 0 {
@@ -500,7 +511,13 @@ impl Responder {
         if let Some(edns) = view.edns {
             let additional = u16::from_be_bytes([out[10], out[11]]).saturating_add(1);
             out[10..12].copy_from_slice(&additional.to_be_bytes());
-            wire::append_opt(out, self.max_udp_payload, edns.ecs, cached.scope);
+            wire::append_opt(
+                out,
+                self.max_udp_payload,
+                edns.dnssec_ok,
+                edns.ecs,
+                cached.scope,
+            );
         }
     }
 }

@@ -36,8 +36,172 @@ pub struct QueryView<'a> {
 pub struct EdnsView {
     /// The requestor's UDP payload size.
     pub payload: u16,
+    /// The DO bit (RFC 3225), copied into the response.
+    pub dnssec_ok: bool,
     /// The ECS option, if any.
     pub ecs: Option<EcsView>,
+}
+
+/// What the full path reads from the raw packet itself: the question as
+/// sent and the OPT record, found by walking the sections. hickory-proto's
+/// decoder drops ECS address octets beyond the source prefix (which RFC
+/// 7871 section 6 makes a FORMERR) and, when it refuses a packet, leaves
+/// nothing to build a proper FORMERR from (RFC 6891 section 7 wants the
+/// OPT record in it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawQuery<'a> {
+    /// The first question, name uncompressed, with type and class.
+    pub question: Option<&'a [u8]>,
+    /// The first OPT record of the additional section.
+    pub opt: Option<RawOpt<'a>>,
+}
+
+/// An OPT record as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOpt<'a> {
+    /// The requestor's UDP payload size.
+    pub payload: u16,
+    /// EDNS version.
+    pub version: u8,
+    /// The DO bit.
+    pub dnssec_ok: bool,
+    /// The options (RDATA).
+    pub options: &'a [u8],
+}
+
+/// The ECS option was present but malformed (or there were two): FORMERR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedEcs;
+
+impl RawOpt<'_> {
+    /// The ECS option, checked as strictly as the fast path checks it.
+    pub fn ecs(&self) -> Result<Option<EcsView>, MalformedEcs> {
+        let mut ecs = None;
+        let mut rest = self.options;
+        while !rest.is_empty() {
+            let (Some(code), Some(length)) = (read_u16(rest, 0), read_u16(rest, 2)) else {
+                return Err(MalformedEcs);
+            };
+            let Some(data) = rest.get(4..4 + usize::from(length)) else {
+                return Err(MalformedEcs);
+            };
+            if code == OPTION_ECS {
+                if ecs.is_some() {
+                    return Err(MalformedEcs);
+                }
+                ecs = Some(parse_ecs(data).ok_or(MalformedEcs)?);
+            }
+            rest = &rest[4 + usize::from(length)..];
+        }
+        Ok(ecs)
+    }
+}
+
+/// Walks `packet` for its question and OPT record, as far as it is well
+/// formed; never fails, never reads out of bounds.
+pub fn scan(packet: &[u8]) -> RawQuery<'_> {
+    let mut raw = RawQuery::default();
+    let Some(header) = packet.get(..HEADER) else {
+        return raw;
+    };
+    let count = |at: usize| usize::from(u16::from_be_bytes([header[at], header[at + 1]]));
+    let mut at = HEADER;
+    for index in 0..count(4) {
+        let Some(end) = skip_name(packet, at).map(|end| end + 4) else {
+            return raw;
+        };
+        if end > packet.len() {
+            return raw;
+        }
+        if index == 0 && uncompressed(packet, at) {
+            raw.question = Some(&packet[at..end]);
+        }
+        at = end;
+    }
+    let (answers, authorities, additionals) = (count(6), count(8), count(10));
+    for index in 0..answers + authorities + additionals {
+        let Some(fixed) = skip_name(packet, at) else {
+            return raw;
+        };
+        let (Some(kind), Some(class), Some(ttl_high), Some(length)) = (
+            read_u16(packet, fixed),
+            read_u16(packet, fixed + 2),
+            read_u16(packet, fixed + 4),
+            read_u16(packet, fixed + 8),
+        ) else {
+            return raw;
+        };
+        let data_at = fixed + 10;
+        let Some(data) = packet.get(data_at..data_at + usize::from(length)) else {
+            return raw;
+        };
+        if index >= answers + authorities && kind == TYPE_OPT && raw.opt.is_none() {
+            raw.opt = Some(RawOpt {
+                payload: class,
+                version: (ttl_high & 0xFF) as u8,
+                dnssec_ok: read_u16(packet, fixed + 6).is_some_and(|flags| flags & 0x8000 != 0),
+                options: data,
+            });
+        }
+        at = data_at + usize::from(length);
+    }
+    raw
+}
+
+/// The offset just past the name at `at` (labels or a compression pointer).
+fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let length = *packet.get(at)?;
+        match length {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + usize::from(length),
+            0xC0..=0xFF => {
+                packet.get(at + 1)?;
+                return Some(at + 2);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Whether the name at `at` is written out in full (no pointer), so that
+/// it can be copied into a response on its own.
+fn uncompressed(packet: &[u8], mut at: usize) -> bool {
+    while let Some(&length) = packet.get(at) {
+        match length {
+            0 => return true,
+            1..=63 => at += 1 + usize::from(length),
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+/// A FORMERR to a packet that could not be decoded: the header's ID,
+/// opcode and RD, the question when it could be read, and an OPT record
+/// when the query had one (RFC 6891 section 7).
+pub fn format_error(packet: &[u8], raw: &RawQuery<'_>, max_payload: u16) -> Option<Vec<u8>> {
+    let header = packet.get(..HEADER)?;
+    let mut out = Vec::with_capacity(HEADER + 64);
+    out.extend_from_slice(&header[..2]);
+    out.push(0x80 | (header[2] & 0x79));
+    out.push(1); // FORMERR
+    let questions = u16::from(raw.question.is_some());
+    out.extend_from_slice(&questions.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&u16::from(raw.opt.is_some()).to_be_bytes());
+    if let Some(question) = raw.question {
+        out.extend_from_slice(question);
+    }
+    if let Some(opt) = raw.opt {
+        append_opt(&mut out, max_payload, opt.dnssec_ok, None, 0);
+    }
+    Some(out)
 }
 
 /// A well-formed ECS option.
@@ -139,6 +303,7 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
     }
     let payload = u16::from_be_bytes([fixed[3], fixed[4]]);
     let (extended_rcode, version) = (fixed[5], fixed[6]);
+    let dnssec_ok = fixed[7] & 0x80 != 0;
     if extended_rcode != 0 || version != 0 {
         return None;
     }
@@ -161,7 +326,11 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
         }
         rest = &rest[4 + length..];
     }
-    Some(EdnsView { payload, ecs })
+    Some(EdnsView {
+        payload,
+        dnssec_ok,
+        ecs,
+    })
 }
 
 /// RFC 7871 section 6, strictly: known family, prefix within it, exactly
@@ -190,13 +359,20 @@ fn parse_ecs(data: &[u8]) -> Option<EcsView> {
     (masked == address).then_some(EcsView { address, source })
 }
 
-/// Appends our OPT record: payload `max_payload`, version 0, no flags, and
-/// the ECS option echoed with `scope` when the query had one.
-pub fn append_opt(out: &mut Vec<u8>, max_payload: u16, ecs: Option<EcsView>, scope: u8) {
+/// Appends our OPT record: payload `max_payload`, version 0, DO as the
+/// query had it (RFC 3225 section 3), and the ECS option echoed with
+/// `scope` when the query had one.
+pub fn append_opt(
+    out: &mut Vec<u8>,
+    max_payload: u16,
+    dnssec_ok: bool,
+    ecs: Option<EcsView>,
+    scope: u8,
+) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&max_payload.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
     match ecs {
         None => out.extend_from_slice(&[0, 0]),
         Some(ecs) => {
@@ -312,6 +488,52 @@ mod tests {
     }
 
     #[test]
+    fn scan_finds_question_and_opt() {
+        let mut packet = query("example.com.", RecordType::A, Some(("198.51.100.0", 24)));
+        let raw = scan(&packet);
+        assert_eq!(raw.question.map(<[u8]>::len), Some(13 + 4));
+        let opt = raw.opt.unwrap();
+        assert_eq!((opt.version, opt.dnssec_ok), (0, false));
+        assert_eq!(opt.ecs().unwrap().map(|ecs| ecs.source), Some(24));
+        // One address octet more than /24 needs: option length and
+        // RDLENGTH (low bytes) grow by one.
+        let n = packet.len();
+        packet[n - 8] += 1;
+        packet[n - 12] += 1;
+        packet.push(0);
+        let opt = scan(&packet).opt.unwrap();
+        assert_eq!(opt.ecs(), Err(MalformedEcs));
+    }
+
+    #[test]
+    fn scan_survives_garbage() {
+        for packet in [
+            &[][..],
+            &[0; 12],
+            &[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0xC0],
+        ] {
+            let raw = scan(packet);
+            assert!(raw.question.is_none() && raw.opt.is_none());
+        }
+    }
+
+    #[test]
+    fn format_error_keeps_question_and_opt() {
+        let mut packet = query("example.com.", RecordType::A, Some(("192.0.2.0", 24)));
+        packet[2] |= 0x01;
+        let raw = scan(&packet);
+        let response = format_error(&packet, &raw, 1232).unwrap();
+        let message = Message::from_vec(&response).unwrap();
+        assert_eq!(
+            message.metadata.response_code,
+            hickory_proto::op::ResponseCode::FormErr
+        );
+        assert_eq!(message.queries.len(), 1);
+        assert!(message.metadata.recursion_desired);
+        assert!(message.edns.is_some());
+    }
+
+    #[test]
     fn appended_opt_decodes_with_hickory() {
         let mut packet = query("example.com.", RecordType::A, None);
         packet[11] = 1; // ARCOUNT
@@ -319,10 +541,11 @@ mod tests {
             address: "2001:db8::".parse().unwrap(),
             source: 56,
         };
-        append_opt(&mut packet, 1232, Some(ecs), 48);
+        append_opt(&mut packet, 1232, true, Some(ecs), 48);
         let message = Message::from_vec(&packet).unwrap();
         let edns = message.edns.unwrap();
         assert_eq!(edns.max_payload(), 1232);
+        assert!(edns.flags().dnssec_ok);
         let Some(EdnsOption::Subnet(subnet)) =
             edns.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
         else {

@@ -1,5 +1,6 @@
 //! Geo services: the edges behind a name and the policy that picks among them.
 
+pub mod alias;
 mod scope;
 mod selection;
 mod service;

@@ -18,6 +18,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use parking_lot::Mutex;
 use prefix_trie::PrefixMap;
 
+use super::alias;
 use super::selection::{Family, select};
 use super::service::Service;
 use crate::zone::ServiceId;
@@ -143,6 +144,11 @@ fn widen(
     let mut verdicts: HashMap<Option<PlaceKey>, bool> = HashMap::new();
     while block.prefix_len() > 0 {
         let Some(wider) = block.supernet() else { break };
+        if alias::covers_alias(wider) {
+            // The databases alias these to IPv4 data that their walk does
+            // not show: the same bits mean other places there.
+            break;
+        }
         let sibling = sibling_of(block, wider);
         let mut same = |location: Option<&geoip::Location>| {
             // Neighbouring networks mostly share a few records: rank each place once.

@@ -7,7 +7,9 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
-use super::{Node, RrSet, ServiceId, Zone};
+use sha2::{Digest, Sha256};
+
+use super::{Node, RrSet, SerialSource, ServiceId, Zone};
 use crate::config::ZoneConfig;
 
 /// A zone that cannot be served, with the configuration key to blame.
@@ -90,14 +92,18 @@ pub fn build_zone(
         ));
     }
 
-    let soa = match (&config.soa, file_soa) {
+    let (soa, serial_source) = match (&config.soa, file_soa) {
         (Some(soa), _) => {
             let key = format!("{zone_key}.soa");
             let mname = absolute_name(&soa.mname).map_err(|m| error(format!("{key}.mname"), m))?;
             let rname = absolute_name(&soa.rname).map_err(|m| error(format!("{key}.rname"), m))?;
-            let serial = soa.serial.unwrap_or_else(unix_time_serial);
+            let (serial, source) = match soa.serial {
+                Some(serial) => (serial, SerialSource::Configured),
+                // Replaced below, once the content is known.
+                None => (0, SerialSource::Content),
+            };
             let seconds = |d: shared::Duration| ttl_seconds(d.as_std());
-            Record::from_rdata(
+            let record = Record::from_rdata(
                 origin.clone(),
                 seconds(soa.ttl),
                 RData::SOA(SOA::new(
@@ -109,9 +115,10 @@ pub fn build_zone(
                     seconds(soa.expire) as i32,
                     seconds(soa.minimum),
                 )),
-            )
+            );
+            (record, source)
         }
-        (None, Some(soa)) => soa,
+        (None, Some(soa)) => (soa, SerialSource::Configured),
         (None, None) => {
             return Err(error(
                 format!("{zone_key}.soa"),
@@ -181,15 +188,59 @@ pub fn build_zone(
         node.geo = Some(*service);
     }
 
-    let zone = Zone {
+    let content_digest = digest_of(&soa, &nodes);
+    let mut zone = Zone {
         origin,
         apex: apex_lower,
         soa,
         nodes,
         allow_transfer: config.allow_transfer.clone(),
+        serial_source,
+        content_digest,
     };
+    if serial_source == SerialSource::Content
+        && let RData::SOA(soa) = &mut zone.soa.data
+    {
+        soa.serial = serial_from_digest(content_digest);
+    }
     check_consistency(&zone, &zone_key)?;
     Ok(zone)
+}
+
+/// A digest of what the zone serves apart from the SOA serial: every record
+/// in presentation form, geo names, and the SOA's other fields, sorted so
+/// that the order of the configuration does not matter.
+fn digest_of(soa: &Record, nodes: &HashMap<LowerName, Node>) -> u64 {
+    let mut lines: Vec<String> = nodes
+        .iter()
+        .flat_map(|(name, node)| {
+            let records = node
+                .rrsets
+                .iter()
+                .flat_map(|set| set.records.iter().map(|record| record.to_string()));
+            let geo = node.geo.map(|_| format!("{name} GEO"));
+            records.chain(geo)
+        })
+        .collect();
+    let mut soa = soa.clone();
+    if let RData::SOA(data) = &mut soa.data {
+        data.serial = 0;
+    }
+    lines.push(soa.to_string());
+    lines.sort_unstable();
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    let digest = hasher.finalize();
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// The serial a zone with `digest` starts with: part of the digest, never 0
+/// (which some tools read as "unset").
+fn serial_from_digest(digest: u64) -> u32 {
+    ((digest >> 32) as u32).max(1)
 }
 
 /// Rules that hold across records: CNAME stands alone (RFC 1034 section
@@ -261,10 +312,4 @@ fn ttl_seconds(duration: std::time::Duration) -> u32 {
     u32::try_from(duration.as_secs())
         .unwrap_or(u32::MAX)
         .min(i32::MAX as u32)
-}
-
-fn unix_time_serial() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |elapsed| elapsed.as_secs() as u32)
 }

@@ -52,6 +52,18 @@ pub struct Zone {
     soa: Record,
     nodes: HashMap<LowerName, Node>,
     allow_transfer: Vec<ipnet::IpNet>,
+    serial_source: SerialSource,
+    content_digest: u64,
+}
+
+/// Where a zone's SOA serial came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialSource {
+    /// Set by the operator (`soa.serial` or the zone file's SOA).
+    Configured,
+    /// Derived from the zone's content: the same on every server given the
+    /// same configuration, and moved forward on a reload that changes it.
+    Content,
 }
 
 /// The outcome of looking a name up in a zone.
@@ -93,6 +105,49 @@ impl Zone {
         &self.soa
     }
 
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// Where the serial came from.
+    pub fn serial_source(&self) -> SerialSource {
+        self.serial_source
+    }
+
+    /// A digest of everything the zone serves but the serial: equal digests
+    /// mean equal content.
+    pub fn content_digest(&self) -> u64 {
+        self.content_digest
+    }
+
+    /// Carries a content-derived serial forward from `previous`, the same
+    /// zone as it was before a reload: unchanged content keeps its serial,
+    /// and changed content gets a serial greater than the old one in serial
+    /// number arithmetic (RFC 1982) even when its digest-derived value is
+    /// not, so that secondaries see the change.
+    pub fn follow_serial(&mut self, previous: &Zone) {
+        if self.serial_source != SerialSource::Content
+            || previous.serial_source != SerialSource::Content
+        {
+            return;
+        }
+        let old = previous.serial();
+        let serial = if self.content_digest == previous.content_digest {
+            old
+        } else if serial_greater(self.serial(), old) {
+            self.serial()
+        } else {
+            old.wrapping_add(1)
+        };
+        if let RData::SOA(soa) = &mut self.soa.data {
+            soa.serial = serial;
+        }
+    }
+
     /// The SOA record as it goes in the authority section of negative
     /// answers: its TTL is the lesser of its own and its MINIMUM field
     /// (RFC 2308 section 3).
@@ -130,8 +185,29 @@ impl Zone {
             .filter_map(|(name, node)| node.geo.map(|service| (name, service)))
     }
 
+    /// Addresses of the in-zone name servers among `ns`: the glue that goes
+    /// in the additional section of NS answers and referrals.
+    pub fn glue_for(&self, ns: &[Record]) -> Vec<Record> {
+        ns.iter()
+            .filter_map(|record| match &record.data {
+                RData::NS(target) => Some(LowerName::new(&target.0)),
+                _ => None,
+            })
+            .filter_map(|target| self.nodes.get(&target))
+            .flat_map(|node| {
+                [RecordType::A, RecordType::AAAA]
+                    .into_iter()
+                    .filter_map(|kind| node.rrset(kind))
+                    .flat_map(|set| set.records.iter().cloned())
+            })
+            .collect()
+    }
+
     /// Looks `qname` (which must be at or below the apex) up for `qtype`.
     pub fn resolve(&self, qname: &LowerName, qtype: RecordType) -> Resolution<'_> {
+        if qname == &self.apex && qtype == RecordType::SOA {
+            return Resolution::Records(vec![self.soa.clone()]);
+        }
         if let Some(referral) = self.zone_cut_above(qname, qtype) {
             return referral;
         }
@@ -174,21 +250,7 @@ impl Zone {
             name = name.base_name();
         }
         let ns = cut?;
-        let glue = ns
-            .records
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::NS(target) => Some(LowerName::new(&target.0)),
-                _ => None,
-            })
-            .filter_map(|target| self.nodes.get(&target))
-            .flat_map(|node| {
-                [RecordType::A, RecordType::AAAA]
-                    .into_iter()
-                    .filter_map(|kind| node.rrset(kind))
-                    .flat_map(|set| set.records.iter().cloned())
-            })
-            .collect();
+        let glue = self.glue_for(&ns.records);
         Some(Resolution::Referral {
             ns: &ns.records,
             glue,
@@ -237,6 +299,11 @@ impl Zone {
         }
         Resolution::NoData
     }
+}
+
+/// `a > b` in serial number arithmetic (RFC 1982 section 3.2).
+pub fn serial_greater(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
 }
 
 #[cfg(test)]
