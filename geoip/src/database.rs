@@ -5,23 +5,23 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use maxminddb::{LookupResult, Mmap, Reader};
+use maxminddb::{LookupResult, Reader};
 
 use crate::countries;
 use crate::error::GeoIpError;
 use crate::location::{Continent, Coordinates, CountryCode, Location};
 use crate::schema::{self, AnyNumber, Schema, SchemaConfig};
 
-/// An open, memory-mapped MaxMind DB with the schema used to read it.
+/// A MaxMind DB read into memory, with the schema used to read it.
 ///
-/// Lookups only read the map, so one `GeoDb` is shared by every thread.
-/// To replace the file under a running process, write the new one beside it
-/// and `rename` it into place: the old mapping keeps the old inode alive,
-/// whereas truncating or rewriting the file in place would pull data out from
-/// under the mapping.
+/// Lookups only read it, so one `GeoDb` is shared by every thread. The file
+/// is read whole when opened rather than mapped: a database rewritten or
+/// truncated in place by an updater (which a mapping would turn into a
+/// SIGBUS on the next lookup) changes nothing until the next reload, which
+/// then checks the new file before using it.
 #[derive(Debug)]
 pub struct GeoDb {
-    reader: Reader<Mmap>,
+    reader: Reader<Vec<u8>>,
     schema: Schema,
     path: PathBuf,
     decoded: DecodedRecords,
@@ -92,10 +92,7 @@ impl GeoDb {
                 message: "is a directory, expected a .mmdb file".into(),
             });
         }
-        let reader = open_mapped(&path).map_err(|source| GeoIpError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let reader = read_whole(&path)?;
         let preset = match config.preset {
             Some(preset) => Some(preset),
             None => schema::detect(&reader),
@@ -183,7 +180,7 @@ impl GeoDb {
 
     fn location(
         &self,
-        record: &LookupResult<'_, Mmap>,
+        record: &LookupResult<'_, Vec<u8>>,
     ) -> Result<Option<Location>, maxminddb::MaxMindDbError> {
         let Some(offset) = record.offset() else {
             return Ok(None);
@@ -194,7 +191,7 @@ impl GeoDb {
 
     fn decode_location(
         &self,
-        record: &LookupResult<'_, Mmap>,
+        record: &LookupResult<'_, Vec<u8>>,
     ) -> Result<Option<Location>, maxminddb::MaxMindDbError> {
         let mut country = None;
         for path in &self.schema.countries {
@@ -255,17 +252,27 @@ impl GeoDb {
     }
 }
 
-#[allow(unsafe_code)]
-fn open_mapped(path: &Path) -> Result<Reader<Mmap>, maxminddb::MaxMindDbError> {
-    // SAFETY: the mapping is read-only and we never write the file. The
-    // remaining hazard, another process truncating the file in place, is
-    // documented on `GeoDb`: databases are replaced by rename, which leaves
-    // this mapping's inode intact.
-    unsafe { Reader::open_mmap(path) }
+/// Reads the database at `path` into memory and checks its metadata and
+/// search tree header. Only regular files are read (a device or a FIFO named
+/// by mistake would never end).
+fn read_whole(path: &Path) -> Result<Reader<Vec<u8>>, GeoIpError> {
+    let open_error = |source: maxminddb::MaxMindDbError| GeoIpError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(|error| open_error(error.into()))?;
+    if !metadata.is_file() {
+        return Err(GeoIpError::BadFile {
+            path: path.to_path_buf(),
+            message: "is not a regular file, expected a .mmdb file".into(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|error| open_error(error.into()))?;
+    Reader::from_source(bytes).map_err(open_error)
 }
 
 /// The network of the record, in the family of the address looked up.
-fn matched_network(ip: IpAddr, record: &LookupResult<'_, Mmap>) -> IpNet {
+fn matched_network(ip: IpAddr, record: &LookupResult<'_, Vec<u8>>) -> IpNet {
     let Ok(network) = record.network() else {
         return IpNet::from(ip);
     };
