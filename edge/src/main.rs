@@ -32,10 +32,13 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = shared::telemetry::init(cli.log.log_format) {
-        eprintln!("error: {error}");
-        return std::process::ExitCode::FAILURE;
-    }
+    let log_guard = match shared::telemetry::init(cli.log.log_format) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => edge::daemon::load(&config).map(|_| {
@@ -45,6 +48,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            // Queued log lines first, so that the error is the last line.
+            drop(log_guard);
             eprintln!("error: {}", shared::report::describe(error.as_ref()));
             std::process::ExitCode::FAILURE
         }

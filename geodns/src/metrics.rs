@@ -5,6 +5,7 @@
 //! only bumps atomics.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -14,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use shared::EdgeStatus;
+use shared::log_limit::LogLimiter;
 use shared::metrics::AtomicHistogram;
 
 use crate::geo::Reason;
@@ -36,13 +38,28 @@ impl EncodeLabelValue for Transport {
     }
 }
 
-/// A record type as a label (its mnemonic).
+/// A record type as a label: its mnemonic for the types hickory knows and
+/// `other` for the rest, so that clients asking random types cannot create
+/// series without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct QtypeLabel(pub RecordType);
+pub struct QtypeLabel(Option<RecordType>);
+
+impl QtypeLabel {
+    /// The label of `qtype`.
+    pub fn new(qtype: RecordType) -> Self {
+        match qtype {
+            RecordType::Unknown(_) => Self(None),
+            known => Self(Some(known)),
+        }
+    }
+}
 
 impl EncodeLabelValue for QtypeLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        write!(encoder, "{}", self.0)
+        match self.0 {
+            Some(known) => write!(encoder, "{known}"),
+            None => encoder.write_str("other"),
+        }
     }
 }
 
@@ -124,7 +141,7 @@ pub struct DnsMetrics {
 }
 
 /// Per-service counters, resolved once per snapshot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServiceCounters {
     /// `[edge][reason]` answers.
     pub answers: Vec<[Counter; 4]>,
@@ -132,8 +149,8 @@ pub struct ServiceCounters {
     pub unlocated: Counter,
     /// Answers given while every edge was down.
     pub fail_open: Counter,
-    /// When fail-open was last logged, in seconds since the Unix epoch.
-    fail_open_logged: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Fail-open warnings: at most one every ten seconds per service.
+    fail_open_warning: std::sync::Arc<LogLimiter>,
 }
 
 fn reason_index(reason: Reason) -> usize {
@@ -153,19 +170,11 @@ const REASONS: [(Reason, &str); 4] = [
 ];
 
 impl ServiceCounters {
-    /// Whether a fail-open warning is due: at most one every ten seconds per
-    /// service, so an outage is loud in the logs without flooding them.
-    pub fn fail_open_warning_due(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let last = self.fail_open_logged.load(Ordering::Relaxed);
-        now >= last + 10
-            && self
-                .fail_open_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+    /// Whether a fail-open warning is due (with the number left out since
+    /// the last one): at most one every ten seconds per service, so an
+    /// outage is loud in the logs without flooding them.
+    pub fn fail_open_warning_due(&self) -> Option<u64> {
+        self.fail_open_warning.admit()
     }
 
     /// The counter of answers whose first edge is `edge`, chosen for `reason`.
@@ -268,7 +277,7 @@ impl DnsMetrics {
         self.queries
             .get_or_create(&QueryLabels {
                 transport,
-                qtype: QtypeLabel(qtype),
+                qtype: QtypeLabel::new(qtype),
                 rcode: RcodeLabel(rcode),
             })
             .clone()
@@ -329,7 +338,7 @@ impl DnsMetrics {
                 .collect(),
             unlocated: self.unlocated.get_or_create(&service_label).clone(),
             fail_open: self.fail_open.get_or_create(&service_label).clone(),
-            fail_open_logged: std::sync::Arc::default(),
+            fail_open_warning: std::sync::Arc::new(LogLimiter::new(Duration::from_secs(10))),
         }
     }
 

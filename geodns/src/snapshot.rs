@@ -43,6 +43,17 @@ pub struct Snapshot {
     pub scope: ScopeFinder,
     /// When it was built.
     pub loaded_at: SystemTime,
+    /// Unique per snapshot built by this process, in order: what answer
+    /// caches compare to notice a new snapshot (an address could be reused
+    /// by the allocator once the old one is freed).
+    pub generation: u64,
+}
+
+/// The generation of the next snapshot.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Snapshot {
@@ -114,6 +125,7 @@ impl Snapshot {
             locator,
             scope: ScopeFinder::default(),
             loaded_at: SystemTime::now(),
+            generation: next_generation(),
         })
     }
 
@@ -137,6 +149,7 @@ impl Snapshot {
             locator: self.locator.clone(),
             scope: ScopeFinder::default(),
             loaded_at: self.loaded_at,
+            generation: next_generation(),
         })
     }
 
@@ -421,4 +434,40 @@ fn build_edge(
         drained: false,
         announced: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(health: &HealthTable, metrics: &DnsMetrics) -> Snapshot {
+        let config: Config = toml::from_str(
+            "[zones.\"cdn.test\"]\nsoa = { mname = \"ns1.cdn.test\", rname = \"h.cdn.test\" }\nns = [\"ns.example.net\"]\n",
+        )
+        .expect("config");
+        Snapshot::build(
+            config,
+            Path::new("."),
+            health,
+            metrics,
+            &ClusterView::default(),
+        )
+        .expect("snapshot")
+    }
+
+    #[test]
+    fn every_snapshot_has_a_new_generation_even_at_a_reused_address() {
+        let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
+        let health = HealthTable::new(metrics.clone(), tokio_util::sync::CancellationToken::new());
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let snapshot = Arc::new(build(&health, &metrics));
+            seen.push((Arc::as_ptr(&snapshot) as usize, snapshot.generation));
+            let rebuilt = snapshot.with_cluster(&health, &metrics, &ClusterView::default());
+            seen.push((0, rebuilt.expect("rebuilt").generation));
+        }
+        let mut generations: Vec<u64> = seen.iter().map(|(_, generation)| *generation).collect();
+        generations.dedup();
+        assert_eq!(generations.len(), seen.len(), "{seen:?}");
+    }
 }

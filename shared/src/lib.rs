@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod listener;
+pub mod log_limit;
 pub mod metrics;
 pub mod report;
 pub mod signals;

@@ -50,7 +50,7 @@ impl Blocks {
 /// The answer cache of one receive loop.
 #[derive(Debug, Default)]
 pub struct AnswerCache {
-    generation: (usize, u64),
+    generation: (u64, u64),
     questions: HashMap<Box<[u8]>, Blocks>,
 }
 
@@ -60,8 +60,8 @@ impl AnswerCache {
         Self::default()
     }
 
-    /// Drops everything if `generation` (snapshot identity, health epoch) changed.
-    pub fn validate(&mut self, generation: (usize, u64)) {
+    /// Drops everything if `generation` (snapshot generation, health epoch) changed.
+    pub fn validate(&mut self, generation: (u64, u64)) {
         if self.generation != generation {
             self.questions.clear();
             self.generation = generation;

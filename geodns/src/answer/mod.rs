@@ -24,6 +24,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 use ipnet::IpNet;
 use prometheus_client::metrics::counter::Counter;
+use shared::log_limit::LogLimiter;
 
 pub use cache::{AnswerCache, Cached};
 pub use ecs::ClientSubnetQuery;
@@ -50,7 +51,29 @@ pub struct Responder {
     max_udp_payload: u16,
     ecs_present: Counter,
     ecs_absent: Counter,
+    malformed: Arc<MalformedWarnings>,
 }
+
+/// Warnings about malformed queries, one line per reason every ten seconds
+/// for the whole process (a flood of bad packets is one line, with the
+/// count of those left out).
+#[derive(Debug)]
+struct MalformedWarnings {
+    undecodable: LogLimiter,
+    ecs: LogLimiter,
+}
+
+impl MalformedWarnings {
+    fn new() -> Self {
+        Self {
+            undecodable: LogLimiter::new(MALFORMED_WARNING_INTERVAL),
+            ecs: LogLimiter::new(MALFORMED_WARNING_INTERVAL),
+        }
+    }
+}
+
+/// At most one warning per reason in this time.
+const MALFORMED_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A response before encoding, with what the cache needs to know about it.
 struct Answered {
@@ -105,6 +128,7 @@ impl Responder {
             health,
             metrics,
             max_udp_payload: max_udp_payload.max(512),
+            malformed: Arc::new(MalformedWarnings::new()),
         }
     }
 
@@ -127,8 +151,8 @@ impl Responder {
                 None => false,
             };
         };
-        let snapshot = self.snapshot.load_full();
-        cache.validate((Arc::as_ptr(&snapshot) as usize, self.health.epoch()));
+        let snapshot = self.snapshot.load();
+        cache.validate((snapshot.generation, self.health.epoch()));
         let ecs = view.edns.and_then(|edns| edns.ecs);
         // In the family the scope is given in: that of the option, or the
         // peer's (IPv4-mapped peers get IPv6 scopes, see `geo::alias`).
@@ -181,14 +205,16 @@ impl Responder {
         let request = match Message::from_vec(packet) {
             Ok(request) => request,
             Err(error) => {
-                tracing::debug!(%peer, %error, "malformed query");
+                if let Some(left_out) = self.malformed.undecodable.admit() {
+                    tracing::warn!(%peer, %error, left_out, "malformed query answered with FORMERR");
+                }
                 self.metrics
                     .query_counter(transport, RecordType::Unknown(0), ResponseCode::FormErr)
                     .inc();
                 return wire::format_error(packet, &raw, self.max_udp_payload);
             }
         };
-        let snapshot = self.snapshot.load_full();
+        let snapshot = self.snapshot.load();
         let answered = self.answer(&snapshot, &request, &raw, peer, transport);
         let bytes = self.finish(&request, answered, transport);
         self.metrics.latency(started.elapsed());
@@ -249,7 +275,12 @@ impl Responder {
         }
         let ecs = match raw.opt.map_or(Ok(None), |opt| opt.ecs()) {
             Ok(ecs) => ecs.map(ClientSubnetQuery::from_view),
-            Err(MalformedEcs) => return Answered::new(request, ResponseCode::FormErr),
+            Err(MalformedEcs) => {
+                if let Some(left_out) = self.malformed.ecs.admit() {
+                    tracing::warn!(%peer, left_out, "malformed ECS option answered with FORMERR");
+                }
+                return Answered::new(request, ResponseCode::FormErr);
+            }
         };
         self.ecs_counter(ecs.is_some()).inc();
         let query = &request.queries[0];
@@ -346,9 +377,10 @@ impl Responder {
                             }
                             if decision.selection.reason == Reason::FailOpen {
                                 answered.counters.push(counters.fail_open.clone());
-                                if counters.fail_open_warning_due() {
+                                if let Some(left_out) = counters.fail_open_warning_due() {
                                     tracing::warn!(
                                         service = snapshot.services[service_id].name,
+                                        left_out,
                                         "every edge of the service is down: answering as if all were up"
                                     );
                                 }

@@ -116,24 +116,34 @@ pub struct Geodns {
 }
 
 impl Geodns {
-    /// Writes `config_text` (see [`config`]) and starts geodns on it.
+    /// Writes `config_text` (see [`config`]) and starts geodns on it, with
+    /// debug logs.
     pub fn start_with(dns: SocketAddr, admin: SocketAddr, config_text: &str) -> Self {
+        Self::start_logging(dns, admin, config_text, Some("info,geodns=debug"))
+    }
+
+    /// As [`Geodns::start_with`], with `RUST_LOG` set to `filter` (or unset
+    /// for `None`: the defaults an operator gets).
+    pub fn start_logging(
+        dns: SocketAddr,
+        admin: SocketAddr,
+        config_text: &str,
+        filter: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("nets.csv"), NETWORKS).expect("write csv");
         geoip::build_from_csv(&dir.path().join("nets.csv"), &dir.path().join("geo.mmdb"))
             .expect("build db");
         let config_path = dir.path().join("geodns.toml");
         std::fs::write(&config_path, config_text).expect("write config");
-        let process = ChildGuard::spawn(
-            "geodns",
-            Command::new(env!("CARGO_BIN_EXE_geodns"))
-                .arg("run")
-                .arg("--config")
-                .arg(&config_path)
-                .env("RUST_LOG", "info,geodns=debug"),
-            &dir.path().join("geodns.log"),
-        )
-        .expect("start geodns");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_geodns"));
+        command.arg("run").arg("--config").arg(&config_path);
+        match filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let process = ChildGuard::spawn("geodns", &mut command, &dir.path().join("geodns.log"))
+            .expect("start geodns");
         let geodns = Self {
             dns,
             admin,
