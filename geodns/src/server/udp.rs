@@ -12,7 +12,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
-use super::batch::Batch;
+use super::batch::{self, Batch};
 use crate::answer::{AnswerCache, Responder};
 
 /// How often a blocked receive wakes to check for shutdown.
@@ -34,7 +34,11 @@ pub(super) fn bind(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> 
     let _ = socket.set_recv_buffer_size(4 << 20);
     socket.bind(&address.into())?;
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
-    Ok(socket.into())
+    let socket: std::net::UdpSocket = socket.into();
+    if address.ip().is_unspecified() {
+        batch::enable_packet_info(&socket, address.is_ipv6())?;
+    }
+    Ok(socket)
 }
 
 /// Answers datagrams on `socket` until `shutdown`. Runs on its own thread.
@@ -44,7 +48,10 @@ pub(super) fn serve(
     shutdown: CancellationToken,
 ) {
     let mut cache = AnswerCache::new();
-    let mut batch = Batch::new();
+    let wildcard = socket
+        .local_addr()
+        .is_ok_and(|address| address.ip().is_unspecified());
+    let mut batch = Batch::new(wildcard);
     while !shutdown.is_cancelled() {
         let received = match batch.receive(&socket) {
             Ok(received) => received,
