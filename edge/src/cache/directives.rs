@@ -45,6 +45,12 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// Whether a response with these directives may be stored from, and
+    /// served to, requests with `Authorization` (RFC 9111 section 3.5).
+    pub fn shared_with_credentials(&self) -> bool {
+        self.public || self.s_maxage.is_some() || self.must_revalidate
+    }
+
     /// Parses every line of a cache-control field.
     pub fn parse<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Self {
         let mut directives = Self::default();

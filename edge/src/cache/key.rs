@@ -42,8 +42,8 @@ impl KeyRules {
             key.push('\u{1}');
             key.push_str(name.as_str());
             key.push('=');
-            if let Some(value) = headers.get(name) {
-                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            if let Some(value) = super::vary::request_value(headers, name) {
+                key.push_str(&value);
             }
         }
         key

@@ -7,6 +7,7 @@ pub mod policy;
 pub mod rules;
 pub mod sealed;
 pub mod store;
+pub mod vary;
 
 pub use directives::Directives;
 pub use entry::StoredResponse;

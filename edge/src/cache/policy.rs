@@ -73,9 +73,7 @@ pub fn decide(response: &Response<'_>) -> Storability {
         return Storability::Refuse("status");
     }
     // Section 3.5: Authorization only with explicit permission for shared caches.
-    if response.authorized
-        && !(directives.public || directives.s_maxage.is_some() || directives.must_revalidate)
-    {
+    if response.authorized && !directives.shared_with_credentials() {
         return Storability::Refuse("authorization");
     }
     // Set-Cookie named by no-cache="set-cookie" is dropped before storing.

@@ -238,8 +238,8 @@ fn variant_key(primary: &str, vary: &[HeaderName], request: &HeaderMap) -> Strin
     let mut key = primary.to_string();
     for name in vary {
         key.push(VARIANT_SEPARATOR);
-        if let Some(value) = request.get(name) {
-            key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        if let Some(value) = super::vary::request_value(request, name) {
+            key.push_str(&value);
         }
     }
     key

@@ -158,6 +158,10 @@ impl Edge {
                 for name in &inner.settings.targeted {
                     head.headers.remove(name);
                 }
+                // `no-cache="f"` and `private="f"` keep the fields out of the
+                // copy reused for others; this client still gets them.
+                let fetched_headers =
+                    (!directives.omit_fields.is_empty()).then(|| owned_headers(&head.headers));
                 for field in &directives.omit_fields {
                     head.headers.remove(field.as_str());
                 }
@@ -182,7 +186,13 @@ impl Edge {
                         Outcome::Uncacheable
                     },
                 );
-                self.serve(&stored, parts, CacheStatus::Miss)
+                match fetched_headers {
+                    Some(headers) => {
+                        let whole = StoredResponse { headers, ..stored };
+                        self.serve(&whole, parts, CacheStatus::Miss)
+                    }
+                    None => self.serve(&stored, parts, CacheStatus::Miss),
+                }
             }
             Collected::TooLarge(prefix, rest) => {
                 finish(leader, Outcome::Uncacheable);
@@ -307,13 +317,28 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     owned
 }
 
+/// The `Age` the origin gave: the first member when a proxy appended
+/// more (RFC 9111 section 5.1), capped at the delta-seconds maximum of
+/// section 1.2.2 (2^31) when larger.
 fn age_header(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
+        .and_then(|text| text.split(',').next())
+        .map(str::trim)
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+        .map_or(Duration::ZERO, |digits| {
+            Duration::from_secs(
+                digits
+                    .parse::<u64>()
+                    .unwrap_or(MAX_DELTA_SECONDS)
+                    .min(MAX_DELTA_SECONDS),
+            )
+        })
 }
+
+/// The largest delta-seconds value a cache needs to keep (RFC 9111 1.2.2).
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 fn vary_values(
     response: &HeaderMap,
@@ -331,9 +356,8 @@ fn vary_values(
     names
         .into_iter()
         .map(|name| {
-            let value = request
-                .get(&name)
-                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok());
+            let value = crate::cache::vary::request_value(request, &name)
+                .and_then(|value| HeaderValue::from_str(&value).ok());
             (name, value)
         })
         .collect()

@@ -303,7 +303,12 @@ impl Edge {
         }
         let trusted = from_peer || self.is_trusted_proxy(client);
         headers::set_forwarded_for(&mut parts.headers, client, trusted);
-        let response = if parts.method == Method::GET || parts.method == Method::HEAD {
+        // A GET or HEAD with content (which has no defined meaning, RFC 9110
+        // section 9.3.1) is passed with it: the key could not tell two
+        // bodies apart, and dropping it would leave the origin waiting for
+        // the length announced.
+        let cacheable_method = parts.method == Method::GET || parts.method == Method::HEAD;
+        let response = if cacheable_method && hyper::body::Body::is_end_stream(&body) {
             self.cacheable(parts).await
         } else {
             self.pass(parts, Some(body)).await
@@ -345,7 +350,19 @@ impl Edge {
         let inner = &*self.inner;
         let key = inner.keys.key(&parts.uri, &parts.headers);
         let now = SystemTime::now();
-        if let Some(stored) = inner.store.get(&key, &parts.headers) {
+        // RFC 9111 section 3.5: a request with credentials is answered from
+        // the cache only by responses that allow sharing. Otherwise it is
+        // fetched on its own: it joins no other client's fetch and what its
+        // response says about caching changes nothing for other clients.
+        let authorized = parts.headers.contains_key(header::AUTHORIZATION);
+        let stored = inner
+            .store
+            .get(&key, &parts.headers)
+            .filter(|stored| !authorized || stored.directives.shared_with_credentials());
+        if authorized && stored.is_none() {
+            return self.fetch(&key, &parts, None, None).await;
+        }
+        if let Some(stored) = stored {
             if stored.is_fresh(now) {
                 return self.serve(&stored, &parts, CacheStatus::Hit);
             }
