@@ -592,3 +592,47 @@ async fn large_bodies_are_served_whole_and_in_ranges_over_both_protocols() {
         .count();
     assert_eq!(memfds, 2);
 }
+
+#[tokio::test]
+async fn an_expired_key_is_revalidated_once_for_many_clients() {
+    let origin = Origin::start(|_| {
+        Reply::ok("v", &[("cache-control", "max-age=1")]).delayed(Duration::from_millis(400))
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(get(edge.http, "/expiring", &[]).await.body, "v");
+    // Whole-second dates: the copy is surely stale after 2.1 s.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let results =
+        futures_util::future::join_all((0..50).map(|_| get(edge.http, "/expiring", &[]))).await;
+    assert!(
+        results
+            .iter()
+            .all(|got| got.status == 200 && got.body == "v")
+    );
+    assert_eq!(origin.requests(), 2, "one revalidation for 50 clients");
+    // Within grace the others got the stale copy instead of waiting.
+    let stale = results.iter().filter(|got| got.cache() == "STALE").count();
+    assert!(stale >= 40, "{stale} of 50 served stale");
+}
+
+#[tokio::test]
+async fn without_grace_clients_of_an_expired_key_wait_for_one_fetch() {
+    let origin = Origin::start(|_| {
+        Reply::ok("m", &[("cache-control", "max-age=1, must-revalidate")])
+            .delayed(Duration::from_millis(400))
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/strict", &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let results =
+        futures_util::future::join_all((0..50).map(|_| get(edge.http, "/strict", &[]))).await;
+    assert!(
+        results
+            .iter()
+            .all(|got| got.status == 200 && got.body == "m")
+    );
+    assert!(results.iter().all(|got| got.cache() != "STALE"));
+    assert_eq!(origin.requests(), 2, "waiters share the one fetch");
+}

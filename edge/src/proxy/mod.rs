@@ -6,8 +6,10 @@
 //!    set (appended to only for trusted proxies and peers);
 //! 2. **key**: scheme, host, path and query ([`crate::cache::key`]);
 //! 3. **lookup**: fresh -> HIT; stale within `stale-while-revalidate` ->
-//!    STALE now and one background refresh; stale otherwise -> revalidate;
-//! 4. **fetch**: misses coalesce per key ([`coalesce`]); [`fill`] asks the
+//!    STALE now and one background refresh; stale otherwise -> one client
+//!    revalidates while the others get STALE within grace, or wait for it;
+//! 4. **fetch**: misses, revalidations and background refreshes share one
+//!    lock per key ([`coalesce`]); [`fill`] asks the
 //!    key's owner in the region's [`ring`] (when another edge owns it), the
 //!    parent, then the origin, through [`origin`] with failover,
 //!    revalidating stale copies;
@@ -29,7 +31,6 @@ pub mod peer_check;
 mod respond;
 mod ring;
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,7 +41,6 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 pub use coalesce::{Coalescer, Outcome};
@@ -81,7 +81,6 @@ struct Inner {
     in_flight: AtomicU64,
     draining: AtomicBool,
     draining_changed: Notify,
-    refreshing: Mutex<HashSet<String>>,
     ring: Ring,
     served_hosts: admit::ServedHosts,
     trusted_peers: Vec<ipnet::IpNet>,
@@ -200,7 +199,6 @@ impl Edge {
                 in_flight: AtomicU64::new(0),
                 draining: AtomicBool::new(false),
                 draining_changed: Notify::new(),
-                refreshing: Mutex::new(HashSet::new()),
                 ring,
                 served_hosts,
                 trusted_peers: config.fill.trusted_peers.clone(),
@@ -366,11 +364,7 @@ impl Edge {
             if stored.is_fresh(now) {
                 return self.serve(&stored, &parts, CacheStatus::Hit);
             }
-            if stored.within_stale_while_revalidate(now) {
-                self.refresh_in_background(key, parts.clone(), stored.clone());
-                return self.serve(&stored, &parts, CacheStatus::Stale);
-            }
-            return self.fetch(&key, &parts, None, Some(stored)).await;
+            return self.expired(key, parts, stored, now).await;
         }
         if inner.coalescer.known_uncacheable(&key) {
             return self.pass(parts, None).await;
@@ -386,6 +380,46 @@ impl Edge {
                 }
                 // Not storable, failed or slow: fetch on our own, all waiters at once.
                 self.fetch(&key, &parts, None, None).await
+            }
+        }
+    }
+
+    /// A stored response past its freshness: one revalidation per key,
+    /// through the same key lock as misses. Within `stale-while-revalidate`
+    /// the client gets the stale copy and the refresh runs in the
+    /// background; otherwise the first client revalidates while the others
+    /// get the stale copy at once when grace allows it, or wait for that
+    /// revalidation.
+    async fn expired(
+        &self,
+        key: String,
+        parts: hyper::http::request::Parts,
+        stored: Arc<StoredResponse>,
+        now: SystemTime,
+    ) -> Response<Body> {
+        let inner = &*self.inner;
+        let role = inner.coalescer.join(&key);
+        if stored.within_stale_while_revalidate(now) {
+            if let coalesce::Role::Leader(leader) = role {
+                self.refresh_in_background(key, parts.clone(), stored.clone(), leader);
+            }
+            return self.serve(&stored, &parts, CacheStatus::Stale);
+        }
+        match role {
+            coalesce::Role::Leader(leader) => {
+                self.fetch(&key, &parts, Some(leader), Some(stored)).await
+            }
+            coalesce::Role::Waiter(receiver) => {
+                if stored.usable_on_error(now, inner.settings.grace) {
+                    return self.serve(&stored, &parts, CacheStatus::Stale);
+                }
+                let outcome = coalesce::wait(receiver, inner.settings.coalesce_timeout).await;
+                if outcome == Some(Outcome::Stored)
+                    && let Some(fresh) = inner.store.get(&key, &parts.headers)
+                {
+                    return self.serve(&fresh, &parts, CacheStatus::Hit);
+                }
+                self.fetch(&key, &parts, None, Some(stored)).await
             }
         }
     }
@@ -415,14 +449,11 @@ impl Edge {
         key: String,
         parts: hyper::http::request::Parts,
         stored: Arc<StoredResponse>,
+        leader: coalesce::Leader,
     ) {
-        if !self.inner.refreshing.lock().insert(key.clone()) {
-            return;
-        }
         let edge = self.clone();
         tokio::spawn(async move {
-            let _ = edge.fetch(&key, &parts, None, Some(stored)).await;
-            edge.inner.refreshing.lock().remove(&key);
+            let _ = edge.fetch(&key, &parts, Some(leader), Some(stored)).await;
         });
     }
 
