@@ -367,6 +367,19 @@ pub struct CacheConfig {
     pub rules: Vec<TtlRule>,
 }
 
+impl CacheConfig {
+    /// Checks what the schema cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_object_size.bytes() > self.capacity.bytes() {
+            return Err(format!(
+                "cache.max_object_size ({}) is larger than cache.capacity ({}): such objects could never be stored",
+                self.max_object_size, self.capacity
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {

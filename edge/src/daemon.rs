@@ -32,6 +32,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         .admin
         .validate()
         .and_then(|()| config.server.validate())
+        .and_then(|()| config.cache.validate())
         .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());

@@ -49,6 +49,8 @@ pub struct EdgeMetrics {
     fills: Family<UpstreamLabels, Counter>,
     /// Entries evicted for space (updated at scrape).
     pub evictions: Counter,
+    /// Storable responses not stored because they alone exceed a store shard.
+    pub refused_too_large: Counter,
     /// Stored entries (updated at scrape).
     pub entries: Gauge,
     /// Bytes charged to stored entries (updated at scrape).
@@ -71,6 +73,7 @@ impl EdgeMetrics {
             origin_latency: AtomicHistogram::exponential(0.0005, 16),
             fills: Family::default(),
             evictions: Counter::default(),
+            refused_too_large: Counter::default(),
             entries: Gauge::default(),
             stored_bytes: Gauge::default(),
             in_flight: Gauge::default(),
@@ -102,6 +105,11 @@ impl EdgeMetrics {
             "edge_fills",
             "Cache fills by who answered: a peer of the region, the parent or an origin",
             metrics.fills.clone(),
+        );
+        registry.register(
+            "edge_cache_refused_too_large",
+            "Storable responses not stored because they do not fit the store",
+            metrics.refused_too_large.clone(),
         );
         registry.register(
             "edge_cache_evictions",

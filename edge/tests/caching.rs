@@ -636,3 +636,21 @@ async fn without_grace_clients_of_an_expired_key_wait_for_one_fetch() {
     assert!(results.iter().all(|got| got.cache() != "STALE"));
     assert_eq!(origin.requests(), 2, "waiters share the one fetch");
 }
+
+#[tokio::test]
+async fn objects_up_to_the_maximum_size_are_stored_in_a_small_cache() {
+    let body = vec![b'x'; 10 << 20];
+    let origin =
+        Origin::start(move |_| Reply::ok(body.clone(), &[("cache-control", "max-age=60")])).await;
+    // 64 MiB over four shards per CPU would leave less than 10 MiB a shard.
+    let edge = EdgeProcess::start(
+        &[origin.address()],
+        "capacity = \"64MiB\"\nmax_object_size = \"16MiB\"",
+        "",
+    );
+    assert_eq!(get(edge.http, "/big", &[]).await.body.len(), 10 << 20);
+    let again = get(edge.http, "/big", &[]).await;
+    assert_eq!(again.cache(), "HIT");
+    assert_eq!(again.body.len(), 10 << 20);
+    assert_eq!(origin.requests(), 1);
+}

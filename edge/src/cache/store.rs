@@ -47,13 +47,17 @@ pub struct Store {
 const VARIANT_SEPARATOR: char = '\u{0}';
 
 impl Store {
-    /// A store of `capacity` bytes over one shard per CPU (at least 4).
-    pub fn new(capacity: usize) -> Self {
-        let shards = std::thread::available_parallelism()
+    /// A store of `capacity` bytes, sharded so cores do not contend (four
+    /// shards per CPU, at least 16) but never so finely that an object of
+    /// `max_object_size` would not fit its shard: each shard holds at least
+    /// two of them.
+    pub fn new(capacity: usize, max_object_size: usize) -> Self {
+        let per_cpu = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .max(4)
             * 4;
-        Self::with_shards(capacity, shards)
+        let fitting = capacity / max_object_size.saturating_mul(2).max(1);
+        Self::with_shards(capacity, per_cpu.min(fitting).max(1))
     }
 
     /// A store with an explicit shard count (1 gives one global LRU order).

@@ -178,6 +178,17 @@ impl Edge {
                     directives,
                 };
                 let kept = inner.store.insert(key, stored.clone());
+                if !kept {
+                    inner.metrics.refused_too_large.inc();
+                    if let Some(left_out) = inner.too_large_warning.admit() {
+                        tracing::warn!(
+                            %key,
+                            bytes = stored.size(),
+                            left_out,
+                            "response too large for its cache shard: not stored (raise cache.capacity or lower cache.max_object_size)"
+                        );
+                    }
+                }
                 finish(
                     leader,
                     if kept {

@@ -77,6 +77,8 @@ struct Inner {
     store: Store,
     origin: Origin,
     coalescer: Coalescer,
+    /// Warnings about responses too large to store, rate-limited.
+    too_large_warning: shared::log_limit::LogLimiter,
     metrics: Arc<EdgeMetrics>,
     in_flight: AtomicU64,
     draining: AtomicBool,
@@ -192,9 +194,13 @@ impl Edge {
                     query: cache.query,
                     headers: key_headers,
                 },
-                store: Store::new(usize::try_from(cache.capacity.bytes()).unwrap_or(usize::MAX)),
+                store: Store::new(
+                    usize::try_from(cache.capacity.bytes()).unwrap_or(usize::MAX),
+                    usize::try_from(cache.max_object_size.bytes()).unwrap_or(usize::MAX),
+                ),
                 origin,
                 coalescer: Coalescer::default(),
+                too_large_warning: shared::log_limit::LogLimiter::new(Duration::from_secs(10)),
                 metrics,
                 in_flight: AtomicU64::new(0),
                 draining: AtomicBool::new(false),

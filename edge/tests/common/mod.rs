@@ -61,10 +61,17 @@ impl EdgeProcess {
             .iter()
             .map(|origin| format!("\"http://{origin}\""))
             .collect();
+        // Test defaults, unless the test sets its own.
+        let mut cache_defaults = String::new();
+        for (key, value) in [("capacity", "64MiB"), ("max_object_size", "1MiB")] {
+            if !cache.contains(key) {
+                cache_defaults.push_str(&format!("{key} = \"{value}\"\n"));
+            }
+        }
         let config = format!(
             "[server]\nlisten = [\"{http}\"]\nname = \"{name}\"\nheader_timeout = \"2s\"\n{server}\n\n\
              [origin]\nurls = [{}]\nfirst_byte_timeout = \"3s\"\n\n\
-             [cache]\ncapacity = \"64MiB\"\nmax_object_size = \"1MiB\"\n{cache}\n\n\
+             [cache]\n{cache_defaults}{cache}\n\n\
              [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n",
             urls.join(", ")
         );
