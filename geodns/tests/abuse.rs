@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use common::{Geodns, ap, beside, config, eu, us};
-use e2e::dns::{Ask, ask_udp};
+use e2e::dns::{Ask, ask_udp, edns_option, with_opt_rdata};
 use e2e::process::{unique_loopback, wait_until};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -67,31 +67,19 @@ fn undecodable(id: u16) -> Vec<u8> {
 
 /// A query for `static.cdn.test` whose OPT record carries an option cut
 /// short (the option says 200 bytes, four follow).
-fn truncated_edns_option(id: u16) -> Vec<u8> {
-    let mut packet = Ask::new("static.cdn.test", RecordType::A)
-        .without_edns()
-        .message()
-        .to_vec()
-        .unwrap();
-    packet[..2].copy_from_slice(&id.to_be_bytes());
-    packet[11] = 1; // ARCOUNT
-    packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 8]);
-    packet.extend_from_slice(&[0, 10, 0, 200, 1, 2, 3, 4]);
-    packet
+fn truncated_edns_option() -> Vec<u8> {
+    with_opt_rdata(
+        &Ask::new("static.cdn.test", RecordType::A),
+        &[0, 10, 0, 200, 1, 2, 3, 4],
+    )
 }
 
 /// A query with an ECS option carrying more address bytes than its prefix.
-fn oversized_ecs(id: u16) -> Vec<u8> {
-    let mut packet = Ask::new("www.cdn.test", RecordType::A)
-        .without_edns()
-        .message()
-        .to_vec()
-        .unwrap();
-    packet[..2].copy_from_slice(&id.to_be_bytes());
-    packet[11] = 1;
-    packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12]);
-    packet.extend_from_slice(&[0, 8, 0, 8, 0, 1, 8, 0, 198, 51, 100, 0]);
-    packet
+fn oversized_ecs() -> Vec<u8> {
+    with_opt_rdata(
+        &Ask::new("www.cdn.test", RecordType::A),
+        &edns_option(8, &[0, 1, 8, 0, 198, 51, 100, 0]),
+    )
 }
 
 #[test]
@@ -103,11 +91,7 @@ fn a_flood_of_malformed_packets_is_a_few_log_lines() {
         .unwrap();
     let mut sink = [0u8; 4096];
     for id in 0..1000u16 {
-        for packet in [
-            undecodable(id),
-            truncated_edns_option(id),
-            oversized_ecs(id),
-        ] {
+        for packet in [undecodable(id), truncated_edns_option(), oversized_ecs()] {
             socket.send_to(&packet, geodns.dns).unwrap();
         }
         while socket.recv_from(&mut sink).is_ok() {}

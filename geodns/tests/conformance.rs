@@ -10,7 +10,10 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use common::{Geodns, ap, config, reload, us};
-use e2e::dns::{Ask, addresses, ask_tcp, ask_udp, exchange_tcp, exchange_udp, reply_subnet};
+use e2e::dns::{
+    Ask, addresses, ask_tcp, ask_udp, edns_option, exchange_tcp, exchange_udp, reply_subnet,
+    with_opt_rdata,
+};
 use e2e::process::{unique_loopback, wait_until};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -140,17 +143,10 @@ fn do_bit_is_copied_on_the_full_and_the_cached_path() {
 
 /// A query for `www.cdn.test` whose OPT record holds exactly `option` as ECS data.
 fn with_ecs_data(option: &[u8]) -> Vec<u8> {
-    let mut bytes = Ask::new("www.cdn.test", RecordType::A)
-        .message()
-        .to_vec()
-        .unwrap();
-    let rdlen_at = bytes.len() - 2;
-    let length = u16::try_from(option.len() + 4).unwrap();
-    bytes[rdlen_at..].copy_from_slice(&length.to_be_bytes());
-    bytes.extend_from_slice(&8u16.to_be_bytes());
-    bytes.extend_from_slice(&u16::try_from(option.len()).unwrap().to_be_bytes());
-    bytes.extend_from_slice(option);
-    bytes
+    with_opt_rdata(
+        &Ask::new("www.cdn.test", RecordType::A),
+        &edns_option(8, option),
+    )
 }
 
 #[test]

@@ -212,20 +212,12 @@ fn rcode_of(reply: &[u8]) -> u8 {
 #[test]
 fn malformed_ecs_is_formerr() {
     let geodns = start();
-    let base = Ask::new("www.cdn.test", RecordType::A)
-        .message()
-        .to_vec()
-        .unwrap();
     // Replace the empty OPT RDATA with hand-made ECS options.
     let with_option = |option: &[u8]| {
-        let mut bytes = base.clone();
-        let rdlen_at = bytes.len() - 2;
-        let length = u16::try_from(option.len() + 4).unwrap();
-        bytes[rdlen_at..].copy_from_slice(&length.to_be_bytes());
-        bytes.extend_from_slice(&8u16.to_be_bytes());
-        bytes.extend_from_slice(&u16::try_from(option.len()).unwrap().to_be_bytes());
-        bytes.extend_from_slice(option);
-        bytes
+        e2e::dns::with_opt_rdata(
+            &Ask::new("www.cdn.test", RecordType::A),
+            &e2e::dns::edns_option(8, option),
+        )
     };
     // Bits set beyond the source prefix (RFC 7871 section 6): 192.0.3.0/23.
     let reply = exchange_udp(geodns.dns, &with_option(&[0, 1, 23, 0, 192, 0, 3])).expect("reply");

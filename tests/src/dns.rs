@@ -74,6 +74,31 @@ impl Ask {
     }
 }
 
+/// The wire form of an EDNS query without options (`ask` must use EDNS and
+/// no ECS) with `rdata` as its OPT RDATA: for options no encoder would
+/// write, malformed ones included.
+pub fn with_opt_rdata(ask: &Ask, rdata: &[u8]) -> Vec<u8> {
+    let mut bytes = ask.message().to_vec().expect("encode query");
+    // The OPT record is last, its RDLENGTH (0) its last two bytes.
+    let rdlen_at = bytes.len() - 2;
+    let length = u16::try_from(rdata.len()).expect("RDATA length");
+    bytes[rdlen_at..].copy_from_slice(&length.to_be_bytes());
+    bytes.extend_from_slice(rdata);
+    bytes
+}
+
+/// One EDNS option: code, length, data.
+pub fn edns_option(code: u16, data: &[u8]) -> Vec<u8> {
+    let mut option = code.to_be_bytes().to_vec();
+    option.extend_from_slice(
+        &u16::try_from(data.len())
+            .expect("option length")
+            .to_be_bytes(),
+    );
+    option.extend_from_slice(data);
+    option
+}
+
 fn rand_id() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0x1234);
