@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use geoip::{Continent, Coordinates, CountryCode, SchemaConfig};
 use serde::Deserialize;
-use shared::{AdminConfig, Duration};
+use shared::{AdminConfig, ByteSize, Duration};
 
 /// Default admin port (loopback).
 pub const DEFAULT_ADMIN_PORT: u16 = 9153;
@@ -45,7 +45,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Addresses to serve DNS on, over both UDP and TCP.
@@ -64,6 +64,14 @@ pub struct ServerConfig {
     /// Concurrent TCP connections; further ones are closed at once.
     #[serde(default = "default_tcp_max_connections")]
     pub tcp_max_connections: usize,
+    /// Concurrent TCP connections per client address (IPv6: per /64);
+    /// past it, the client's own longest-idle connection is closed.
+    #[serde(default = "default_tcp_max_connections_per_client")]
+    pub tcp_max_connections_per_client: usize,
+    /// Bytes of encoded answers kept for the whole process, shared out
+    /// among the UDP receive loops.
+    #[serde(default = "default_answer_cache_size")]
+    pub answer_cache_size: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +82,8 @@ impl Default for ServerConfig {
             max_udp_payload: default_max_udp_payload(),
             tcp_idle_timeout: default_tcp_idle_timeout(),
             tcp_max_connections: default_tcp_max_connections(),
+            tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
+            answer_cache_size: default_answer_cache_size(),
         }
     }
 }
@@ -95,6 +105,14 @@ fn default_tcp_idle_timeout() -> Duration {
 
 fn default_tcp_max_connections() -> usize {
     1024
+}
+
+fn default_tcp_max_connections_per_client() -> usize {
+    64
+}
+
+fn default_answer_cache_size() -> ByteSize {
+    ByteSize::mib(16)
 }
 
 /// `[geoip]`.

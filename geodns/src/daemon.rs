@@ -130,12 +130,12 @@ impl Daemon {
         let mut snapshot = result?;
         let current = self.snapshot.load();
         snapshot.follow_serials(&current);
-        if snapshot.config.server.listen != current.config.server.listen
+        if snapshot.config.server != current.config.server
             || snapshot.config.admin != current.config.admin
             || snapshot.config.cluster != current.config.cluster
         {
             tracing::warn!(
-                "server.listen, [admin] and [cluster] changes take effect at the next restart"
+                "[server], [admin] and [cluster] changes take effect at the next restart"
             );
         }
         self.health.reconcile(&snapshot.health_checks());

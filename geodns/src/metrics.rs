@@ -18,7 +18,9 @@ use shared::EdgeStatus;
 use shared::log_limit::LogLimiter;
 use shared::metrics::AtomicHistogram;
 
+use crate::answer::CacheMetrics;
 use crate::geo::Reason;
+use crate::server::Eviction;
 
 /// Transport a query came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +125,11 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EvictionLabels {
+    reason: &'static str,
+}
+
 /// Every metric geodns exports.
 #[derive(Debug)]
 pub struct DnsMetrics {
@@ -138,6 +145,9 @@ pub struct DnsMetrics {
     dropped: Counter,
     tcp_refused: Counter,
     reloads: Family<ReloadLabels, Counter>,
+    tcp_evicted: Family<EvictionLabels, Counter>,
+    /// Shared by every UDP receive loop's answer cache.
+    pub answer_cache: CacheMetrics,
 }
 
 /// Per-service counters, resolved once per snapshot.
@@ -201,7 +211,9 @@ impl DnsMetrics {
             health_checks: Family::default(),
             dropped: Counter::default(),
             tcp_refused: Counter::default(),
+            tcp_evicted: Family::default(),
             reloads: Family::default(),
+            answer_cache: CacheMetrics::default(),
         };
         registry.register(
             "dns_queries",
@@ -255,8 +267,28 @@ impl DnsMetrics {
         );
         registry.register(
             "dns_tcp_connections_refused",
-            "TCP connections closed at once because the limit was reached",
+            "New TCP connections closed at once: the table was full and no connection in it was idle",
             metrics.tcp_refused.clone(),
+        );
+        registry.register(
+            "dns_answer_cache_bytes",
+            "Bytes held by the answer caches of all UDP receive loops",
+            metrics.answer_cache.bytes.clone(),
+        );
+        registry.register(
+            "dns_answer_cache_hits",
+            "Plain UDP queries answered from an answer cache",
+            metrics.answer_cache.hits.clone(),
+        );
+        registry.register(
+            "dns_answer_cache_misses",
+            "Plain UDP queries that took the full path",
+            metrics.answer_cache.misses.clone(),
+        );
+        registry.register(
+            "dns_tcp_connections_evicted",
+            "Idle TCP connections closed to make room, by reason (table full, client at its limit)",
+            metrics.tcp_evicted.clone(),
         );
         registry.register(
             "config_reloads",
@@ -305,6 +337,18 @@ impl DnsMetrics {
     /// Counts a TCP connection refused for the limit.
     pub fn tcp_refused(&self) {
         self.tcp_refused.inc();
+    }
+
+    /// Counts a TCP connection closed to make room for a new one.
+    pub fn tcp_evicted(&self, reason: Eviction) {
+        self.tcp_evicted
+            .get_or_create(&EvictionLabels {
+                reason: match reason {
+                    Eviction::LongestIdle => "longest_idle",
+                    Eviction::PerClient => "per_client",
+                },
+            })
+            .inc();
     }
 
     /// Counts a reload attempt.

@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::{Geodns, ap, beside, config, eu, us};
@@ -141,4 +142,201 @@ fn a_database_truncated_in_place_does_not_stop_the_server() {
     assert!(refused, "{}", geodns.log());
     assert_eq!(geodns.a_for("www.cdn.test", "10.2.0.0", 15), vec![us()]);
     assert!(geodns.process.try_wait().is_none(), "{}", geodns.log());
+}
+
+/// The value of an unlabelled sample in `/metrics`.
+fn sample(geodns: &Geodns, name: &str) -> u64 {
+    let metrics = geodns.admin_get("/metrics");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        .parse::<f64>()
+        .unwrap() as u64
+}
+
+/// A geodns whose answer caches may hold `size` for the process.
+fn start_with_answer_cache(size: &str) -> Geodns {
+    let address = IpAddr::V4(unique_loopback());
+    let dns = SocketAddr::new(address, 5300);
+    let admin = SocketAddr::new(address, 9300);
+    let text = config(dns, admin, EDGES, "").replace(
+        "udp_sockets = 2\n",
+        &format!("udp_sockets = 2\nanswer_cache_size = \"{size}\"\n"),
+    );
+    Geodns::start_logging(dns, admin, &text, Some("info"))
+}
+
+/// Asks over one socket, so that every query reaches the same receive loop.
+struct OneSocket {
+    socket: UdpSocket,
+    server: SocketAddr,
+    buffer: Vec<u8>,
+}
+
+impl OneSocket {
+    fn new(server: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        Self {
+            socket,
+            server,
+            buffer: vec![0; 4096],
+        }
+    }
+
+    fn rcode(&mut self, name: &str) -> ResponseCode {
+        let query = Ask::new(name, RecordType::A).message().to_vec().unwrap();
+        self.socket.send_to(&query, self.server).unwrap();
+        let (length, _) = self.socket.recv_from(&mut self.buffer).unwrap();
+        hickory_proto::op::Message::from_vec(&self.buffer[..length])
+            .unwrap()
+            .metadata
+            .response_code
+    }
+}
+
+#[test]
+fn random_names_neither_grow_the_answer_cache_past_its_size_nor_evict_asked_answers() {
+    let geodns = start_with_answer_cache("64KiB");
+    let mut client = OneSocket::new(geodns.dns);
+    for round in 0..6000u32 {
+        if round % 10 == 0 {
+            assert_eq!(client.rcode("static.cdn.test"), ResponseCode::NoError);
+        }
+        let random = format!("r{round:05}.cdn.test");
+        assert_eq!(client.rcode(&random), ResponseCode::NXDomain);
+    }
+    let bytes = sample(&geodns, "dns_answer_cache_bytes");
+    assert!(bytes > 0, "NXDOMAIN answers are cached");
+    assert!(
+        bytes <= 64 * 1024,
+        "{bytes} bytes cached for a 64 KiB cache"
+    );
+    let hits = sample(&geodns, "dns_answer_cache_hits_total");
+    for _ in 0..100 {
+        assert_eq!(client.rcode("static.cdn.test"), ResponseCode::NoError);
+    }
+    assert_eq!(
+        sample(&geodns, "dns_answer_cache_hits_total") - hits,
+        100,
+        "the name asked all along is still cached"
+    );
+}
+
+#[test]
+fn refused_answers_are_not_cached() {
+    let geodns = start_with_answer_cache("1MiB");
+    let mut client = OneSocket::new(geodns.dns);
+    // What the start-up probe left.
+    let before = sample(&geodns, "dns_answer_cache_bytes");
+    for n in 0..500 {
+        assert_eq!(
+            client.rcode(&format!("n{n}.elsewhere.test")),
+            ResponseCode::Refused
+        );
+    }
+    assert_eq!(sample(&geodns, "dns_answer_cache_bytes"), before);
+    assert_eq!(client.rcode("www.cdn.test"), ResponseCode::NoError);
+    assert!(sample(&geodns, "dns_answer_cache_bytes") > before);
+}
+
+/// A TCP connection that has asked one question and keeps the connection.
+fn kept_alive(server: SocketAddr, from: IpAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(asks_over(&mut stream), "first question on a new connection");
+    stream
+}
+
+/// Whether a question on `stream` is answered.
+fn asks_over(stream: &mut TcpStream) -> bool {
+    let query = Ask::new("static.cdn.test", RecordType::A)
+        .message()
+        .to_vec()
+        .unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    if stream.write_all(&framed).is_err() {
+        return false;
+    }
+    let mut length = [0u8; 2];
+    if stream.read_exact(&mut length).is_err() {
+        return false;
+    }
+    let mut reply = vec![0; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut reply).is_ok()
+}
+
+/// Whether the server has closed `stream` (within two seconds).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buffer = [0u8; 1];
+    matches!(stream.read(&mut buffer), Ok(0) | Err(_))
+}
+
+#[test]
+fn kept_alive_tcp_connections_make_room_for_new_clients() {
+    // Eight slots in the test config, each held by a client that keeps asking.
+    let geodns = start(Some("info"));
+    let attacker = IpAddr::V4(unique_loopback());
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..8 {
+        held.push(kept_alive(geodns.dns, attacker));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Activity refreshes all but the first: it is the longest idle.
+    for stream in &mut held[1..] {
+        assert!(asks_over(stream));
+    }
+    let newcomer = IpAddr::V4(unique_loopback());
+    let mut fresh = kept_alive(geodns.dns, newcomer);
+    assert!(asks_over(&mut fresh), "a new client is served");
+    assert!(
+        closed_by_server(&mut held[0]),
+        "the longest-idle one made room"
+    );
+    assert!(asks_over(&mut held[1]), "the others are kept");
+    let metrics = geodns.admin_get("/metrics");
+    assert!(
+        metrics.contains("dns_tcp_connections_evicted_total{reason=\"longest_idle\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn one_client_cannot_hold_more_than_its_tcp_connections() {
+    let address = IpAddr::V4(unique_loopback());
+    let dns = SocketAddr::new(address, 5300);
+    let admin = SocketAddr::new(address, 9300);
+    let text = config(dns, admin, EDGES, "").replace(
+        "tcp_max_connections = 8\n",
+        "tcp_max_connections = 8\ntcp_max_connections_per_client = 3\n",
+    );
+    let geodns = Geodns::start_logging(dns, admin, &text, Some("info"));
+    let (greedy, other) = (IpAddr::V4(unique_loopback()), IpAddr::V4(unique_loopback()));
+    let mut bystander = kept_alive(geodns.dns, other);
+    let mut greedy: Vec<TcpStream> = (0..4).map(|_| kept_alive(geodns.dns, greedy)).collect();
+    assert!(closed_by_server(&mut greedy[0]), "its own oldest one goes");
+    assert!(asks_over(&mut greedy[3]));
+    assert!(
+        asks_over(&mut bystander),
+        "another client keeps its connection"
+    );
+    let metrics = geodns.admin_get("/metrics");
+    assert!(
+        metrics.contains("dns_tcp_connections_evicted_total{reason=\"per_client\"} 1"),
+        "{metrics}"
+    );
 }

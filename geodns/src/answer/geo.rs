@@ -4,14 +4,23 @@
 //! shown is what clients get.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use geoip::Located;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 
+use shared::log_limit::LogLimiter;
+
 use crate::geo::{Family, ScopeKey, Selection, alias, select};
 use crate::snapshot::Snapshot;
 use crate::zone::ServiceId;
+
+/// Failed lookups (a damaged database) are logged once per ten seconds:
+/// every query would otherwise write a line.
+static LOOKUP_FAILED: LazyLock<LogLimiter> =
+    LazyLock::new(|| LogLimiter::new(Duration::from_secs(10)));
 
 /// Everything a geo answer depends on.
 #[derive(Debug, Clone)]
@@ -41,7 +50,9 @@ pub fn decide(
     let located = match snapshot.locator.locate(lookup) {
         Ok(located) => Some(located),
         Err(error) => {
-            tracing::warn!(%client, %error, "geoip lookup failed; using the fallback");
+            if let Some(left_out) = LOOKUP_FAILED.admit() {
+                tracing::warn!(%client, %error, left_out, "geoip lookup failed; using the fallback");
+            }
             None
         }
     };

@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use prometheus_client::metrics::counter::Counter;
 use shared::log_limit::LogLimiter;
 
-pub use cache::{AnswerCache, Cached};
+pub use cache::{AnswerCache, CacheMetrics, Cached};
 pub use ecs::ClientSubnetQuery;
 pub use geo::{GeoDecision, decide, records as geo_records};
 pub use wire::{EcsView, EdnsView, MalformedEcs, QueryView, RawOpt, RawQuery};
@@ -298,7 +298,9 @@ impl Responder {
                             .and_then(ClientSubnetQuery::locate_address)
                             .unwrap_or(peer);
                         let mut answered = self.lookup(snapshot, request, client);
-                        answered.cacheable = true;
+                        // Names outside our zones are never cached: anyone
+                        // can make up as many as they like.
+                        answered.cacheable = answered.rcode() != ResponseCode::Refused;
                         answered
                     }
                 }

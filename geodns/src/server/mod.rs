@@ -8,6 +8,7 @@
 //! gets the connection limit and idle timeout that `Server` lacks.
 
 mod batch;
+mod connections;
 mod tcp;
 mod udp;
 
@@ -15,12 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::answer::Responder;
+pub use connections::Eviction;
+
+use crate::answer::{AnswerCache, Responder};
 use crate::config::ServerConfig;
 use crate::metrics::DnsMetrics;
+use connections::ConnectionTable;
 
 /// The bound DNS listeners.
 #[derive(Debug)]
@@ -43,7 +46,12 @@ impl DnsServer {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let connection_slots = Arc::new(Semaphore::new(config.tcp_max_connections.max(1)));
+        let loops = (sockets_per_address * config.listen.len()).max(1) as u64;
+        let cache_budget = config.answer_cache_size.bytes() / loops;
+        let connections = ConnectionTable::new(connections::Limits {
+            max_connections: config.tcp_max_connections,
+            max_per_client: config.tcp_max_connections_per_client,
+        });
         let mut tasks = tokio::task::JoinSet::new();
         let mut threads = Vec::new();
         let mut addresses = Vec::new();
@@ -53,9 +61,10 @@ impl DnsServer {
             let bound = tcp_listener.local_addr()?;
             for (index, socket) in udp_sockets.into_iter().enumerate() {
                 let (responder, shutdown) = (responder.clone(), shutdown.clone());
+                let cache = AnswerCache::new(cache_budget, metrics.answer_cache.clone());
                 let thread = std::thread::Builder::new()
                     .name(format!("dns-udp-{index}"))
-                    .spawn(move || udp::serve(socket, responder, shutdown))?;
+                    .spawn(move || udp::serve(socket, responder, cache, shutdown))?;
                 threads.push(thread);
             }
             tasks.spawn(tcp::serve(
@@ -63,7 +72,7 @@ impl DnsServer {
                 responder.clone(),
                 tcp::Limits {
                     idle_timeout: config.tcp_idle_timeout.as_std(),
-                    slots: connection_slots.clone(),
+                    table: connections.clone(),
                 },
                 metrics.clone(),
                 shutdown.clone(),

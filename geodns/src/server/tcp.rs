@@ -1,9 +1,10 @@
 //! TCP (RFC 7766): two-byte length-prefixed messages, several per connection.
 //!
-//! Each connection holds one slot of a bounded pool, so a flood of idle
-//! connections cannot exhaust memory or descriptors; a connection that
-//! stays silent for the idle timeout, or dribbles a message slower than
-//! that, is closed.
+//! Each connection holds a place in the [`ConnectionTable`], which bounds
+//! them in all and per client and makes room by closing the longest-idle
+//! one, so a flood of idle connections can neither exhaust memory or
+//! descriptors nor lock out new clients; a connection that stays silent for
+//! the idle timeout, or dribbles a message slower than that, is closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::connections::{ConnectionTable, Slot};
 use crate::answer::Responder;
 use crate::metrics::{DnsMetrics, Transport};
 
@@ -22,8 +23,8 @@ use crate::metrics::{DnsMetrics, Transport};
 pub(super) struct Limits {
     /// Close connections idle this long.
     pub idle_timeout: Duration,
-    /// One permit per open connection.
-    pub slots: Arc<Semaphore>,
+    /// The open connections of every listener.
+    pub table: Arc<ConnectionTable>,
 }
 
 /// Binds the TCP listener.
@@ -65,25 +66,34 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = limits.slots.clone().try_acquire_owned() else {
-            metrics.tcp_refused();
-            drop(stream);
-            continue;
+        let slot = match limits.table.admit(peer.ip()) {
+            Ok((slot, evicted)) => {
+                evicted
+                    .into_iter()
+                    .for_each(|reason| metrics.tcp_evicted(reason));
+                slot
+            }
+            Err(_) => {
+                metrics.tcp_refused();
+                drop(stream);
+                continue;
+            }
         };
         let responder = responder.clone();
         let shutdown = shutdown.clone();
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            let closed = slot.closed().clone();
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                result = connection(stream, peer, &responder, idle_timeout) => {
+                _ = closed.cancelled() => {}
+                result = connection(stream, peer, &responder, &slot, idle_timeout) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "TCP connection closed");
                     }
                 }
             }
-            drop(permit);
         });
     }
 }
@@ -92,6 +102,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     responder: &Responder,
+    slot: &Slot,
     idle_timeout: Duration,
 ) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(512);
@@ -114,10 +125,15 @@ async fn connection(
                     "message not completed in time",
                 )
             })??;
+        // Only now: a client that sends half a message is still idle and
+        // can be closed to make room.
+        slot.busy();
         let Some(response) = responder.respond(&frame, peer.ip(), Transport::Tcp) else {
+            slot.idle();
             continue;
         };
         let Ok(response_length) = u16::try_from(response.len()) else {
+            slot.idle();
             continue;
         };
         let mut out = Vec::with_capacity(response.len() + 2);
@@ -128,5 +144,6 @@ async fn connection(
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")
             })??;
+        slot.idle();
     }
 }

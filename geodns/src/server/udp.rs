@@ -45,9 +45,9 @@ pub(super) fn bind(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> 
 pub(super) fn serve(
     socket: std::net::UdpSocket,
     responder: Responder,
+    mut cache: AnswerCache,
     shutdown: CancellationToken,
 ) {
-    let mut cache = AnswerCache::new();
     let wildcard = socket
         .local_addr()
         .is_ok_and(|address| address.ip().is_unspecified());
