@@ -67,12 +67,15 @@ pub fn router(
 
 /// The `/healthz` document. Its utilisation is the largest share in use of
 /// what bounds the edge: connection slots (a flood of idle connections
-/// saturates it as surely as requests do) and request slots.
+/// saturates it as surely as requests do), request slots and fill memory
+/// (past which misses are no longer stored).
 pub fn health(edge: &Edge, connections: &ConnectionTable) -> HealthReport {
     let in_flight = edge.in_flight();
     let limit = connections.limits().max_connections.max(1);
     let open = connections.open();
-    let utilisation = (open as f64 / limit as f64).max(in_flight as f64 / limit as f64);
+    let utilisation = (open as f64 / limit as f64)
+        .max(in_flight as f64 / limit as f64)
+        .max(edge.fill_memory_share());
     HealthReport {
         status: if edge.is_draining() {
             EdgeStatus::Draining

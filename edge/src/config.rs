@@ -340,6 +340,11 @@ pub struct CacheConfig {
     /// Largest object stored; larger ones stream through uncached.
     #[serde(default = "default_max_object_size")]
     pub max_object_size: ByteSize,
+    /// Memory for responses being read into the cache before they are
+    /// stored; past it, storable responses stream to their client unstored.
+    /// Default: a quarter of `capacity`, and never less than `max_object_size`.
+    #[serde(default)]
+    pub fill_memory: Option<ByteSize>,
     /// Freshness for responses with a validator but no explicit lifetime,
     /// instead of the heuristic; 0 keeps the RFC 9111 heuristic.
     #[serde(default)]
@@ -376,7 +381,23 @@ impl CacheConfig {
                 self.max_object_size, self.capacity
             ));
         }
+        if let Some(fill_memory) = self.fill_memory
+            && fill_memory < self.max_object_size
+        {
+            return Err(format!(
+                "cache.fill_memory ({fill_memory}) is smaller than cache.max_object_size ({}): the largest objects could never be filled",
+                self.max_object_size
+            ));
+        }
         Ok(())
+    }
+
+    /// The fill memory budget: as configured, or a quarter of the capacity
+    /// but at least one object of `max_object_size`.
+    pub fn fill_memory(&self) -> ByteSize {
+        self.fill_memory.unwrap_or_else(|| {
+            ByteSize::from_bytes((self.capacity.bytes() / 4).max(self.max_object_size.bytes()))
+        })
     }
 }
 
@@ -385,6 +406,7 @@ impl Default for CacheConfig {
         Self {
             capacity: default_capacity(),
             max_object_size: default_max_object_size(),
+            fill_memory: None,
             default_ttl: Duration::default(),
             grace: default_grace(),
             cache_set_cookie: false,

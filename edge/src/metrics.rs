@@ -51,6 +51,11 @@ pub struct EdgeMetrics {
     pub evictions: Counter,
     /// Storable responses not stored because they alone exceed a store shard.
     pub refused_too_large: Counter,
+    /// Storable responses streamed without being stored: the fill memory
+    /// budget had no room for them.
+    pub not_stored_no_room: Counter,
+    /// Bytes held by responses being read into the cache.
+    pub fill_bytes: Gauge,
     /// Stored entries (updated at scrape).
     pub entries: Gauge,
     /// Bytes charged to stored entries (updated at scrape).
@@ -74,6 +79,8 @@ impl EdgeMetrics {
             fills: Family::default(),
             evictions: Counter::default(),
             refused_too_large: Counter::default(),
+            not_stored_no_room: Counter::default(),
+            fill_bytes: Gauge::default(),
             entries: Gauge::default(),
             stored_bytes: Gauge::default(),
             in_flight: Gauge::default(),
@@ -110,6 +117,16 @@ impl EdgeMetrics {
             "edge_cache_refused_too_large",
             "Storable responses not stored because they do not fit the store",
             metrics.refused_too_large.clone(),
+        );
+        registry.register(
+            "edge_cache_not_stored_no_room",
+            "Storable responses streamed without being stored because cache.fill_memory was in use",
+            metrics.not_stored_no_room.clone(),
+        );
+        registry.register(
+            "edge_cache_fill_bytes",
+            "Bytes held by responses being read into the cache (bounded by cache.fill_memory)",
+            metrics.fill_bytes.clone(),
         );
         registry.register(
             "edge_cache_evictions",

@@ -654,3 +654,50 @@ async fn objects_up_to_the_maximum_size_are_stored_in_a_small_cache() {
     assert_eq!(again.body.len(), 10 << 20);
     assert_eq!(origin.requests(), 1);
 }
+
+#[tokio::test]
+async fn misses_beyond_the_fill_memory_stream_unstored_and_are_stored_later() {
+    let body = bytes::Bytes::from(
+        (0..3 << 20)
+            .map(|n: u32| (n % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let served = body.clone();
+    // Each body stops after 64 KiB for 800 ms: the fills overlap.
+    let origin = Origin::start(move |_| {
+        Reply::ok(served.clone(), &[("cache-control", "max-age=60")])
+            .paused_after(64 * 1024, Duration::from_millis(800))
+    })
+    .await;
+    let edge = EdgeProcess::start(
+        &[origin.address()],
+        "capacity = \"64MiB\"\nmax_object_size = \"4MiB\"\nfill_memory = \"4MiB\"",
+        "",
+    );
+    let paths: Vec<String> = (0..5).map(|n| format!("/file/{n}")).collect();
+    let first =
+        futures_util::future::join_all(paths.iter().map(|path| get(edge.http, path, &[]))).await;
+    assert!(
+        first
+            .iter()
+            .all(|got| got.status == 200 && got.body == body)
+    );
+    // Room for one 3 MiB fill in 4 MiB: the four others streamed through.
+    assert_eq!(
+        common::metric(&edge, "edge_cache_not_stored_no_room_total").await,
+        4
+    );
+    assert_eq!(common::metric(&edge, "edge_cache_fill_bytes").await, 0);
+    // Nothing was remembered against them: asked again one at a time, each is stored.
+    let mut hits = 0;
+    for path in &paths {
+        let got = get(edge.http, path, &[]).await;
+        assert_eq!(got.body, body);
+        hits += usize::from(got.cache() == "HIT");
+    }
+    assert_eq!(hits, 1, "only the first fill was stored");
+    for path in &paths {
+        assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT");
+    }
+    assert_eq!(origin.requests(), 9);
+}

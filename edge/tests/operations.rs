@@ -223,6 +223,24 @@ async fn check_config_rejects_bad_files() {
         stderr.contains(":4:12: cache.capacity: invalid size \"lots\""),
         "{stderr}"
     );
+    std::fs::write(
+        &path,
+        "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[cache]\nmax_object_size = \"8MiB\"\nfill_memory = \"4MiB\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cache.fill_memory (4.0 MiB) is smaller than cache.max_object_size (8.0 MiB)"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -26,6 +28,8 @@ pub struct Reply {
     pub body: Bytes,
     /// Wait before answering.
     pub delay: Duration,
+    /// Send this many body bytes, then wait this long before the rest.
+    pub pause: Option<(usize, Duration)>,
 }
 
 impl Reply {
@@ -39,6 +43,7 @@ impl Reply {
                 .collect(),
             body: body.into(),
             delay: Duration::ZERO,
+            pause: None,
         }
     }
 
@@ -51,6 +56,12 @@ impl Reply {
     /// Answers after `delay`.
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Sends the first `bytes` of the body, then waits `pause` before the rest.
+    pub fn paused_after(mut self, bytes: usize, pause: Duration) -> Self {
+        self.pause = Some((bytes, pause));
         self
     }
 }
@@ -69,6 +80,26 @@ pub struct Seen {
 }
 
 type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+/// The body of `reply`, paused part way if it says so.
+fn body_of(reply: &Reply) -> BoxBody<Bytes, Infallible> {
+    let Some((split, pause)) = reply.pause else {
+        return Full::new(reply.body.clone()).boxed();
+    };
+    let split = split.min(reply.body.len());
+    let (first, rest) = (reply.body.slice(..split), reply.body.slice(split..));
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let _ = sender.send(first).await;
+        tokio::time::sleep(pause).await;
+        let _ = sender.send(rest).await;
+    });
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), receiver))
+    });
+    StreamBody::new(frames).boxed()
+}
 
 /// A running origin; stops when dropped.
 pub struct Origin {
@@ -137,7 +168,7 @@ impl Origin {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
-                            let mut response = Response::new(Full::new(reply.body));
+                            let mut response = Response::new(body_of(&reply));
                             *response.status_mut() = reply.status;
                             for (name, value) in reply.headers {
                                 if let (Ok(name), Ok(value)) = (

@@ -28,6 +28,9 @@ pub enum Outcome {
     Uncacheable,
     /// The fetch failed: fetch yourself (or fail).
     Failed,
+    /// Storable, but the fill memory budget had no room this time: fetch
+    /// yourself; nothing is remembered about the key.
+    NoRoom,
 }
 
 #[derive(Debug, Default)]

@@ -10,6 +10,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
+use super::fill_budget::Reservation;
 use super::headers::{self, content_length};
 use super::{
     Body, CacheStatus, Edge, FromPeer, Outcome, boxed_error, coalesce, empty_body, error_response,
@@ -153,7 +154,23 @@ impl Edge {
         }
         let expected = content_length(&head.headers);
         let limit = inner.settings.max_object_size;
-        match collect_bounded(body, expected, limit, inner.origin.total_timeout).await {
+        let Some(mut reservation) = inner
+            .fill_budget
+            .reserve(expected.unwrap_or(FILL_STEP).min(limit))
+        else {
+            self.no_room(key);
+            finish(leader, Outcome::NoRoom);
+            return self.stream(head, body, parts, CacheStatus::Miss);
+        };
+        let collected = collect_bounded(
+            body,
+            expected,
+            limit,
+            inner.origin.total_timeout,
+            &mut reservation,
+        )
+        .await;
+        match collected {
             Collected::Whole(bytes) => {
                 for name in &inner.settings.targeted {
                     head.headers.remove(name);
@@ -170,7 +187,12 @@ impl Edge {
                     vary: vary_values(&head.headers, &parts.headers),
                     age_value: age_header(&head.headers),
                     headers: owned_headers(&head.headers),
-                    body: crate::cache::sealed::seal_off_thread(bytes).await,
+                    body: if reservation.grow_to(bytes.len() * 2) {
+                        // The sealed copy exists beside the buffer until sealed.
+                        crate::cache::sealed::seal_off_thread(bytes).await
+                    } else {
+                        bytes
+                    },
                     request_time,
                     response_time,
                     date,
@@ -178,6 +200,8 @@ impl Edge {
                     directives,
                 };
                 let kept = inner.store.insert(key, stored.clone());
+                // From here the store counts the bytes.
+                drop(reservation);
                 if !kept {
                     inner.metrics.refused_too_large.inc();
                     if let Some(left_out) = inner.too_large_warning.admit() {
@@ -205,15 +229,15 @@ impl Edge {
                     None => self.serve(&stored, parts, CacheStatus::Miss),
                 }
             }
-            Collected::TooLarge(prefix, rest) => {
+            Collected::TooLarge(partial) => {
                 finish(leader, Outcome::Uncacheable);
-                use futures_util::{StreamExt, TryStreamExt};
-                let rest = TryStreamExt::map_err(BodyStream::new(rest), boxed_error);
-                let first = futures_util::stream::once(async move {
-                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(prefix))
-                });
-                let stream = first.chain(rest);
-                let body: Body = BodyExt::boxed(StreamBody::new(stream));
+                let body = prefixed(partial, reservation);
+                self.respond_streamed(head, body, parts, CacheStatus::Miss)
+            }
+            Collected::NoRoom(partial) => {
+                self.no_room(key);
+                finish(leader, Outcome::NoRoom);
+                let body = prefixed(partial, reservation);
                 self.respond_streamed(head, body, parts, CacheStatus::Miss)
             }
             Collected::Failed(error) => {
@@ -221,6 +245,20 @@ impl Edge {
                 finish(leader, Outcome::Failed);
                 error_response(StatusCode::BAD_GATEWAY, "origin response incomplete")
             }
+        }
+    }
+
+    /// Counts and (rate-limited) logs a storable response streamed unstored
+    /// for want of fill memory.
+    fn no_room(&self, key: &str) {
+        self.inner.metrics.not_stored_no_room.inc();
+        if let Some(left_out) = self.inner.no_room_warning.admit() {
+            tracing::warn!(
+                %key,
+                in_use = self.inner.fill_budget.in_use(),
+                left_out,
+                "fill memory in use: response streamed without being stored (raise cache.fill_memory)"
+            );
         }
     }
 
@@ -374,23 +412,61 @@ fn vary_values(
         .collect()
 }
 
+/// Steps in which an unsized body reserves fill memory.
+const FILL_STEP: usize = 64 * 1024;
+
+/// What was read and then the rest of the body. The reservation of what
+/// was read is held until it has been handed on.
+fn prefixed(partial: Partial, reservation: Reservation) -> Body {
+    use futures_util::{StreamExt, TryStreamExt};
+    let Partial { read, next, rest } = partial;
+    let rest = TryStreamExt::map_err(BodyStream::new(rest), boxed_error);
+    let first = futures_util::stream::once(async move {
+        let _held = reservation;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(read))
+    });
+    let next = futures_util::stream::once(async move { Ok(Frame::data(next)) });
+    BodyExt::boxed(StreamBody::new(first.chain(next).chain(rest)))
+}
+
 enum Collected {
     Whole(Bytes),
-    /// Over the limit: what was read, and the rest of the body.
-    TooLarge(Bytes, Incoming),
+    /// Over the limit.
+    TooLarge(Partial),
+    /// The fill memory budget had no room for more.
+    NoRoom(Partial),
     Failed(String),
 }
 
-/// Reads a body up to `limit` bytes within `timeout`. The stored copy is
-/// sized exactly: a buffer grown by doubling would keep up to twice the
-/// body alive, memory the store's accounting would not see.
+/// A body read in part.
+struct Partial {
+    /// Read into the buffer.
+    read: Bytes,
+    /// The frame that did not fit.
+    next: Bytes,
+    /// The rest of the body.
+    rest: Incoming,
+}
+
+/// How reading a body ended; the frame that did not fit, if any.
+enum Read {
+    Complete,
+    TooLarge(Bytes),
+    NoRoom(Bytes),
+}
+
+/// Reads a body up to `limit` bytes within `timeout`, holding in
+/// `reservation` every byte of buffer before it is allocated. The stored
+/// copy is sized exactly: a buffer grown by doubling would keep up to twice
+/// the body alive, memory the store's accounting would not see.
 async fn collect_bounded(
     mut body: Incoming,
     expected: Option<usize>,
     limit: usize,
     timeout: Duration,
+    reservation: &mut Reservation,
 ) -> Collected {
-    let mut buffer = BytesMut::with_capacity(expected.unwrap_or(0).min(limit.saturating_add(1)));
+    let mut buffer = BytesMut::with_capacity(expected.unwrap_or(0).min(reservation.bytes()));
     let read = async {
         while let Some(frame) = body.frame().await {
             let frame = match frame {
@@ -398,20 +474,40 @@ async fn collect_bounded(
                 Err(error) => return Err(error.to_string()),
             };
             if let Ok(data) = frame.into_data() {
-                buffer.extend_from_slice(&data);
-                if buffer.len() > limit {
-                    return Ok(false);
+                let needed = buffer.len() + data.len();
+                if needed > limit {
+                    return Ok(Read::TooLarge(data));
                 }
+                if needed > buffer.capacity() {
+                    let grown = needed.max(buffer.capacity() * 2).min(limit);
+                    if !reservation.grow_to(grown) {
+                        return Ok(Read::NoRoom(data));
+                    }
+                    buffer.reserve(grown - buffer.len());
+                }
+                buffer.extend_from_slice(&data);
             }
         }
-        Ok(true)
+        Ok(Read::Complete)
     };
     match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(true)) if buffer.capacity() > buffer.len() + buffer.len() / 16 => {
+        Ok(Ok(Read::Complete))
+            if buffer.capacity() > buffer.len() + buffer.len() / 16
+                && reservation.grow_to(buffer.capacity() + buffer.len()) =>
+        {
             Collected::Whole(Bytes::copy_from_slice(&buffer))
         }
-        Ok(Ok(true)) => Collected::Whole(buffer.freeze()),
-        Ok(Ok(false)) => Collected::TooLarge(buffer.freeze(), body),
+        Ok(Ok(Read::Complete)) => Collected::Whole(buffer.freeze()),
+        Ok(Ok(Read::TooLarge(next))) => Collected::TooLarge(Partial {
+            read: buffer.freeze(),
+            next,
+            rest: body,
+        }),
+        Ok(Ok(Read::NoRoom(next))) => Collected::NoRoom(Partial {
+            read: buffer.freeze(),
+            next,
+            rest: body,
+        }),
         Ok(Err(error)) => Collected::Failed(error),
         Err(_) => Collected::Failed(format!("body not complete within {timeout:?}")),
     }

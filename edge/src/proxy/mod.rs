@@ -24,6 +24,7 @@
 pub mod admit;
 mod coalesce;
 mod fill;
+mod fill_budget;
 mod headers;
 mod origin;
 mod pass;
@@ -79,6 +80,10 @@ struct Inner {
     coalescer: Coalescer,
     /// Warnings about responses too large to store, rate-limited.
     too_large_warning: shared::log_limit::LogLimiter,
+    /// Memory for responses being read into the cache.
+    fill_budget: Arc<fill_budget::FillBudget>,
+    /// Warnings about responses not stored for want of fill memory, rate-limited.
+    no_room_warning: shared::log_limit::LogLimiter,
     metrics: Arc<EdgeMetrics>,
     in_flight: AtomicU64,
     draining: AtomicBool,
@@ -201,6 +206,11 @@ impl Edge {
                 origin,
                 coalescer: Coalescer::default(),
                 too_large_warning: shared::log_limit::LogLimiter::new(Duration::from_secs(10)),
+                fill_budget: fill_budget::FillBudget::new(
+                    usize::try_from(cache.fill_memory().bytes()).unwrap_or(usize::MAX),
+                    metrics.fill_bytes.clone(),
+                ),
+                no_room_warning: shared::log_limit::LogLimiter::new(Duration::from_secs(10)),
                 metrics,
                 in_flight: AtomicU64::new(0),
                 draining: AtomicBool::new(false),
@@ -338,6 +348,11 @@ impl Edge {
             .trusted_proxies
             .iter()
             .any(|network| network.contains(&client))
+    }
+
+    /// The share of the fill memory budget in use, from 0 to 1.
+    pub fn fill_memory_share(&self) -> f64 {
+        self.inner.fill_budget.share()
     }
 
     fn finish(&self, mut response: Response<Body>) -> Response<Body> {

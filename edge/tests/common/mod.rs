@@ -211,3 +211,14 @@ pub async fn admin_get(admin: SocketAddr, path: &str) -> (StatusCode, String) {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// The value of an unlabelled sample in the edge's `/metrics`.
+pub async fn metric(edge: &EdgeProcess, name: &str) -> u64 {
+    let (_, metrics) = admin_get(edge.admin, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+        .parse::<f64>()
+        .unwrap() as u64
+}
