@@ -46,6 +46,7 @@ impl Daemon {
     pub async fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
         let metrics = EdgeMetrics::register(&mut registry);
+        budget_descriptors(config.server.max_connections, &metrics);
         let edge = Edge::new(config, metrics.clone())?;
         let http = HttpServer::start(
             &config.server,
@@ -99,5 +100,33 @@ impl Daemon {
         self.http.stopped().await;
         self.admin.stopped().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Shares the open files limit between sockets and sealed cache bodies
+/// (see [`crate::cache::sealed`]), and says so when the limit is too low
+/// for the configured connections.
+fn budget_descriptors(max_connections: usize, metrics: &EdgeMetrics) {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((open_files, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let budget = crate::cache::sealed::descriptor_budget(open_files, max_connections);
+    crate::cache::sealed::set_descriptor_budget(budget);
+    metrics
+        .sealed_budget
+        .set(i64::try_from(budget).unwrap_or(i64::MAX));
+    if budget == 0 {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the open files limit leaves no room beside server.max_connections: raise it (LimitNOFILE) or lower server.max_connections; cache bodies stay in memory instead of sealed files"
+        );
+    } else {
+        tracing::info!(
+            open_files,
+            sealed_bodies = budget,
+            "descriptors for sealed cache bodies"
+        );
     }
 }

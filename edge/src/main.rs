@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = edge::daemon::load(path)?;
-    raise_open_files_limit();
+    raise_open_files_limit(config.server.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -71,16 +71,32 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Client connections and large cached bodies (one sealed memory file each)
-/// both take file descriptors: use all the hard limit allows.
-fn raise_open_files_limit() {
+/// both take file descriptors: ask for enough for both, which a privileged
+/// process gets even above the hard limit (up to `fs.nr_open`); otherwise
+/// use all the hard limit allows.
+fn raise_open_files_limit(max_connections: usize) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(%error, soft, hard, "cannot raise the open files limit");
-            }
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open files limit");
+            return;
         }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    };
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let wanted = edge::cache::sealed::descriptors_wanted(max_connections).min(ceiling);
+    if soft >= wanted {
+        return;
+    }
+    if wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
+        return;
+    }
+    if soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, soft, hard, "cannot raise the open files limit");
     }
 }

@@ -56,6 +56,10 @@ pub struct EdgeMetrics {
     pub not_stored_no_room: Counter,
     /// Bytes held by responses being read into the cache.
     pub fill_bytes: Gauge,
+    /// Sealed cache bodies alive, one descriptor each (updated at scrape).
+    pub sealed_bodies: Gauge,
+    /// Sealed cache bodies allowed at once by the open files limit.
+    pub sealed_budget: Gauge,
     /// Stored entries (updated at scrape).
     pub entries: Gauge,
     /// Bytes charged to stored entries (updated at scrape).
@@ -81,6 +85,8 @@ impl EdgeMetrics {
             refused_too_large: Counter::default(),
             not_stored_no_room: Counter::default(),
             fill_bytes: Gauge::default(),
+            sealed_bodies: Gauge::default(),
+            sealed_budget: Gauge::default(),
             entries: Gauge::default(),
             stored_bytes: Gauge::default(),
             in_flight: Gauge::default(),
@@ -127,6 +133,16 @@ impl EdgeMetrics {
             "edge_cache_fill_bytes",
             "Bytes held by responses being read into the cache (bounded by cache.fill_memory)",
             metrics.fill_bytes.clone(),
+        );
+        registry.register(
+            "edge_cache_sealed_bodies",
+            "Cache bodies in sealed memory files, one file descriptor each",
+            metrics.sealed_bodies.clone(),
+        );
+        registry.register(
+            "edge_cache_sealed_bodies_limit",
+            "Sealed cache bodies allowed at once: what the open files limit leaves after the allowed connections, at most half of it",
+            metrics.sealed_budget.clone(),
         );
         registry.register(
             "edge_cache_evictions",
@@ -219,6 +235,8 @@ impl EdgeMetrics {
     /// Publishes the store's figures (called before each scrape).
     pub fn update_store(&self, entries: usize, bytes: usize, evictions: u64) {
         self.entries.set(entries as i64);
+        self.sealed_bodies
+            .set(crate::cache::sealed::open_count() as i64);
         self.stored_bytes.set(bytes as i64);
         let seen = self
             .evictions_seen

@@ -127,3 +127,54 @@ async fn sixty_concurrent_large_misses_stay_within_capacity_and_fill_memory() {
         bound / MIB
     );
 }
+
+/// Descriptors process `pid` has open.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_cache_bodies_leave_descriptors_for_connections() {
+    // Bodies large enough to be sealed in memory files.
+    let body = Bytes::from(vec![b's'; 40 * 1024]);
+    let served = body.clone();
+    let origin =
+        Origin::start(move |_| Reply::ok(served.clone(), &[("cache-control", "max-age=600")]))
+            .await;
+    // 300 descriptors, 64 connections: 108 are left for sealed bodies.
+    let edge =
+        EdgeProcess::start_with_open_files(&[origin.address()], "max_connections = 64", "", 300);
+    let pid = edge.process.pid();
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    for n in 0..300 {
+        let url = format!("http://{}/object/{n}", edge.http);
+        assert_eq!(body_length(&client, url).await, body.len() as u64);
+    }
+    assert!(common::metric(&edge, "edge_cache_sealed_bodies").await <= 108);
+    assert_eq!(common::metric(&edge, "edge_cache_entries").await, 300);
+    // Then as many clients as are allowed, half of them hits, half misses.
+    let lengths = futures_util::future::join_all((0..60).map(|n| {
+        let url = if n % 2 == 0 {
+            format!("http://{}/object/{n}", edge.http)
+        } else {
+            format!("http://{}/fresh/{n}", edge.http)
+        };
+        tokio::spawn(async move {
+            // A client of its own, so that each request has its own connection.
+            let client: Client<HttpConnector, Empty<Bytes>> =
+                Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+            body_length(&client, url).await
+        })
+    }))
+    .await;
+    for length in lengths {
+        assert_eq!(length.unwrap(), body.len() as u64, "every request answered");
+    }
+    assert!(descriptors(pid) < 300);
+    assert!(
+        !edge.log().contains("Too many open files"),
+        "{}",
+        edge.log()
+    );
+}

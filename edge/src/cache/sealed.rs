@@ -14,11 +14,19 @@
 //!
 //! Any failure (no memfd support, out of file descriptors) keeps the body
 //! as it was: this is an optimisation, never a condition for caching.
+//!
+//! Each sealed body holds a file descriptor for as long as it is stored, and
+//! descriptors are what sockets need too: bodies are sealed only within a
+//! budget ([`set_descriptor_budget`], from [`descriptor_budget`]) that leaves
+//! room for every client connection and its origin connection, so that the
+//! cache never costs a client its connection. Past the budget, bodies stay
+//! in ordinary memory.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
@@ -29,6 +37,60 @@ use parking_lot::RwLock;
 /// Bodies at least this large are sealed; below it the copy costs less
 /// than a file descriptor and a mapping.
 pub const THRESHOLD: usize = 32 * 1024;
+
+/// Descriptors kept for everything but sealed bodies and client
+/// connections: listeners, admin, etcd, logs, health checks.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// Sealed bodies allowed at once (unlimited until the daemon sets it).
+static BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Sealed bodies alive (each holds one descriptor).
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// How many descriptors sealed bodies may hold under an open files limit of
+/// `open_files`, with up to `max_connections` client connections: what is
+/// left after those and a reserve, and never more than half the limit, so
+/// that the other half is there for connections to origins and peers.
+pub fn descriptor_budget(open_files: u64, max_connections: usize) -> usize {
+    let sockets = (max_connections as u64).saturating_add(RESERVED_DESCRIPTORS);
+    let left = open_files.saturating_sub(sockets).min(open_files / 2);
+    usize::try_from(left).unwrap_or(usize::MAX)
+}
+
+/// Sealed bodies the edge asks room for when it raises its open files limit.
+const SEALED_BODIES_WANTED: u64 = 65_536;
+
+/// The open files limit that leaves room for `max_connections` client
+/// connections, as many to origins, and a generous number of sealed bodies.
+pub fn descriptors_wanted(max_connections: usize) -> u64 {
+    (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(RESERVED_DESCRIPTORS)
+        .saturating_add(SEALED_BODIES_WANTED)
+}
+
+/// Sets how many sealed bodies may exist at once.
+pub fn set_descriptor_budget(budget: usize) {
+    BUDGET.store(budget, Ordering::Relaxed);
+}
+
+/// Sealed bodies alive, each holding a descriptor.
+pub fn open_count() -> usize {
+    OPEN.load(Ordering::Relaxed)
+}
+
+/// Takes one descriptor from the budget, or `false` when none is left.
+fn take_descriptor() -> bool {
+    let budget = BUDGET.load(Ordering::Relaxed);
+    OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+        (open < budget).then_some(open + 1)
+    })
+    .is_ok()
+}
+
+fn give_back_descriptor() {
+    OPEN.fetch_sub(1, Ordering::AcqRel);
+}
 
 /// A sealed file and its read-only mapping; unregistered when dropped.
 struct SealedBody {
@@ -44,6 +106,7 @@ impl AsRef<[u8]> for SealedBody {
 impl Drop for SealedBody {
     fn drop(&mut self) {
         REGISTRY.write().remove(&(self.map.as_ptr() as usize));
+        give_back_descriptor();
     }
 }
 
@@ -57,12 +120,13 @@ static REGISTRY: LazyLock<RwLock<BTreeMap<usize, Mapping>>> =
 /// `body` moved into a sealed memory file when it is large enough and the
 /// system allows; otherwise `body` itself.
 pub fn seal(body: Bytes) -> Bytes {
-    if body.len() < THRESHOLD {
+    if body.len() < THRESHOLD || !take_descriptor() {
         return body;
     }
     match sealed_copy(&body) {
         Ok(sealed) => sealed,
         Err(error) => {
+            give_back_descriptor();
             tracing::debug!(%error, "body kept in memory: cannot seal it in a memfd");
             body
         }
@@ -160,6 +224,15 @@ mod tests {
             !REGISTRY.read().contains_key(&address),
             "unregistered when dropped"
         );
+    }
+
+    #[test]
+    fn the_budget_leaves_room_for_connections() {
+        assert_eq!(descriptor_budget(1024, 10_000), 0);
+        assert_eq!(descriptor_budget(1024, 512), 1024 - 512 - 128);
+        assert_eq!(descriptor_budget(1024, 10), 512);
+        assert_eq!(descriptor_budget(20_000, 10_000), 20_000 - 10_000 - 128);
+        assert_eq!(descriptor_budget(524_288, 10_000), 262_144);
     }
 
     #[test]

@@ -32,7 +32,34 @@ impl EdgeProcess {
 
     /// Like [`EdgeProcess::start`] with extra lines under `[server]`.
     pub fn start_with_server(origins: &[SocketAddr], server: &str, extra: &str) -> Self {
-        Self::start_full(unique_loopback(), "edge-test", origins, server, "", extra)
+        Self::start_full(
+            unique_loopback(),
+            "edge-test",
+            origins,
+            server,
+            "",
+            extra,
+            None,
+        )
+    }
+
+    /// Like [`EdgeProcess::start_with_server`], with `cache` lines too, under
+    /// an open files limit (soft and hard) of `open_files`.
+    pub fn start_with_open_files(
+        origins: &[SocketAddr],
+        server: &str,
+        cache: &str,
+        open_files: u64,
+    ) -> Self {
+        Self::start_full(
+            unique_loopback(),
+            "edge-test",
+            origins,
+            server,
+            cache,
+            "",
+            Some(open_files),
+        )
     }
 
     /// Like [`EdgeProcess::start`], on `address` (ports 8080 and 9180) with
@@ -44,7 +71,7 @@ impl EdgeProcess {
         cache: &str,
         extra: &str,
     ) -> Self {
-        Self::start_full(address, name, origins, "", cache, extra)
+        Self::start_full(address, name, origins, "", cache, extra, None)
     }
 
     fn start_full(
@@ -54,6 +81,7 @@ impl EdgeProcess {
         server: &str,
         cache: &str,
         extra: &str,
+        open_files: Option<u64>,
     ) -> Self {
         let http = SocketAddr::new(IpAddr::V4(address), 8080);
         let admin = SocketAddr::new(IpAddr::V4(address), 9180);
@@ -78,9 +106,25 @@ impl EdgeProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("edge.toml");
         std::fs::write(&path, config).expect("write config");
+        // prlimit (util-linux) sets the limit and then executes the edge.
+        let mut command = match open_files {
+            Some(limit) => {
+                assert!(
+                    Command::new("prlimit").arg("--version").output().is_ok(),
+                    "prlimit not found: apt-get install util-linux"
+                );
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_edge"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_edge")),
+        };
         let process = ChildGuard::spawn(
             "edge",
-            Command::new(env!("CARGO_BIN_EXE_edge"))
+            command
                 .arg("run")
                 .arg("--config")
                 .arg(&path)
