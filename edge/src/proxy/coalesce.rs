@@ -6,13 +6,22 @@
 //! once to fetch on its own in parallel (not one by one), and the key is
 //! remembered as uncacheable for a while so the next wave does not wait at
 //! all (Varnish calls this hit-for-miss).
+//!
+//! The fetch belongs to the key, not to the client that started it: it runs
+//! in a task of its own, and every client that leads or waits holds an
+//! [`Interest`] in it. When the leading client goes away the fetch goes on
+//! for the waiters; only when nobody is interested any more is it cancelled,
+//! so clients that abandon their requests still cannot make the origin
+//! work for nobody.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 
 /// How long a key stays known as uncacheable.
 const REMEMBER_UNCACHEABLE: Duration = Duration::from_secs(30);
@@ -33,9 +42,46 @@ pub enum Outcome {
     NoRoom,
 }
 
+/// One fetch in flight: who still wants it, and how to cancel it.
+#[derive(Debug, Default)]
+struct Flight {
+    holders: AtomicUsize,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+/// A client's interest in a fetch; the last one dropped cancels the fetch
+/// (when its task was registered with [`Interest::cancel_when_unwanted`]).
+#[derive(Debug)]
+pub struct Interest(Arc<Flight>);
+
+impl Interest {
+    fn new(flight: &Arc<Flight>) -> Self {
+        flight.holders.fetch_add(1, Ordering::AcqRel);
+        Self(flight.clone())
+    }
+
+    /// Cancels `task` once nobody is interested in the fetch any more.
+    pub fn cancel_when_unwanted(&self, task: AbortHandle) {
+        *self.0.task.lock() = Some(task);
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        if self.0.holders.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(task) = self.0.task.lock().take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A key's fetch in flight: where its outcome will be announced, and who wants it.
+type InFlight = (watch::Receiver<Option<Outcome>>, Arc<Flight>);
+
 #[derive(Debug, Default)]
 struct Inner {
-    in_flight: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    in_flight: Mutex<HashMap<String, InFlight>>,
     uncacheable: Mutex<HashMap<String, Instant>>,
 }
 
@@ -50,7 +96,23 @@ pub enum Role {
     /// Fetch, then report with [`Leader::finish`].
     Leader(Leader),
     /// Wait for the leader.
-    Waiter(watch::Receiver<Option<Outcome>>),
+    Waiter(Waiter),
+}
+
+/// A miss waiting for the fetch of its key.
+pub struct Waiter {
+    receiver: watch::Receiver<Option<Outcome>>,
+    interest: Interest,
+}
+
+impl Waiter {
+    /// Waits up to `timeout` for the fetch's outcome (`None` on timeout),
+    /// keeping the fetch wanted meanwhile.
+    pub async fn outcome(self, timeout: Duration) -> Option<Outcome> {
+        let outcome = wait(self.receiver, timeout).await;
+        drop(self.interest);
+        outcome
+    }
 }
 
 /// The fetching miss. Dropping it without finishing reports `Failed`.
@@ -58,10 +120,16 @@ pub struct Leader {
     key: String,
     sender: watch::Sender<Option<Outcome>>,
     inner: Arc<Inner>,
+    flight: Arc<Flight>,
     finished: bool,
 }
 
 impl Leader {
+    /// An interest in this fetch, for the client that leads it.
+    pub fn interest(&self) -> Interest {
+        Interest::new(&self.flight)
+    }
+
     /// Reports the outcome and releases every waiter.
     pub fn finish(mut self, outcome: Outcome) {
         self.report(outcome);
@@ -98,15 +166,20 @@ impl Coalescer {
     /// Joins the fetch of `key`, leading it if nobody is.
     pub fn join(&self, key: &str) -> Role {
         let mut in_flight = self.inner.in_flight.lock();
-        if let Some(receiver) = in_flight.get(key) {
-            return Role::Waiter(receiver.clone());
+        if let Some((receiver, flight)) = in_flight.get(key) {
+            return Role::Waiter(Waiter {
+                receiver: receiver.clone(),
+                interest: Interest::new(flight),
+            });
         }
         let (sender, receiver) = watch::channel(None);
-        in_flight.insert(key.to_string(), receiver);
+        let flight = Arc::new(Flight::default());
+        in_flight.insert(key.to_string(), (receiver, flight.clone()));
         Role::Leader(Leader {
             key: key.to_string(),
             sender,
             inner: self.inner.clone(),
+            flight,
             finished: false,
         })
     }
@@ -131,7 +204,7 @@ impl Coalescer {
 }
 
 /// Waits up to `timeout` for the leader; `None` on timeout.
-pub async fn wait(
+async fn wait(
     mut receiver: watch::Receiver<Option<Outcome>>,
     timeout: Duration,
 ) -> Option<Outcome> {
@@ -155,7 +228,7 @@ mod tests {
         };
         let waiters: Vec<_> = (0..10)
             .map(|_| match coalescer.join("k") {
-                Role::Waiter(receiver) => tokio::spawn(wait(receiver, Duration::from_secs(5))),
+                Role::Waiter(waiter) => tokio::spawn(waiter.outcome(Duration::from_secs(5))),
                 Role::Leader(_) => panic!("second leader"),
             })
             .collect();
@@ -175,12 +248,12 @@ mod tests {
         let Role::Leader(leader) = coalescer.join("k") else {
             panic!("leader")
         };
-        let Role::Waiter(receiver) = coalescer.join("k") else {
+        let Role::Waiter(waiter) = coalescer.join("k") else {
             panic!("waiter")
         };
         drop(leader);
         assert_eq!(
-            wait(receiver, Duration::from_secs(5)).await,
+            waiter.outcome(Duration::from_secs(5)).await,
             Some(Outcome::Failed)
         );
 
@@ -191,5 +264,28 @@ mod tests {
         assert!(coalescer.known_uncacheable("u"));
         coalescer.forget("u");
         assert!(!coalescer.known_uncacheable("u"));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_goes_on_while_anyone_wants_it_and_stops_when_nobody_does() {
+        let coalescer = Coalescer::default();
+        let Role::Leader(leader) = coalescer.join("k") else {
+            panic!("leader")
+        };
+        let first_client = leader.interest();
+        let fetch = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(leader);
+        });
+        first_client.cancel_when_unwanted(fetch.abort_handle());
+        let Role::Waiter(waiter) = coalescer.join("k") else {
+            panic!("waiter")
+        };
+        drop(first_client);
+        tokio::task::yield_now().await;
+        assert!(!fetch.is_finished(), "a waiter still wants it");
+        assert_eq!(waiter.outcome(Duration::from_millis(10)).await, None);
+        assert!(fetch.await.unwrap_err().is_cancelled(), "nobody wants it");
+        assert!(matches!(coalescer.join("k"), Role::Leader(_)));
     }
 }

@@ -55,6 +55,10 @@ use crate::cache::{Directives, Store, StoredResponse};
 use crate::config::Config;
 use crate::metrics::EdgeMetrics;
 
+/// Times the waiters of a failed fetch try again together before they
+/// answer with the failure.
+const SHARED_RETRIES: usize = 1;
+
 /// Response bodies to clients (and request bodies to the origin).
 pub type Body = OriginBody;
 
@@ -390,19 +394,52 @@ impl Edge {
         if inner.coalescer.known_uncacheable(&key) {
             return self.pass(parts, None).await;
         }
-        match inner.coalescer.join(&key) {
-            coalesce::Role::Leader(leader) => self.fetch(&key, &parts, Some(leader), None).await,
-            coalesce::Role::Waiter(receiver) => {
-                let outcome = coalesce::wait(receiver, inner.settings.coalesce_timeout).await;
-                if outcome == Some(Outcome::Stored)
-                    && let Some(stored) = inner.store.get(&key, &parts.headers)
-                {
-                    return self.serve(&stored, &parts, CacheStatus::Hit);
+        // A failed fetch is shared by its waiters, who try once more
+        // together (one of them leads the retry).
+        for attempt in 0..=SHARED_RETRIES {
+            let waiter = match inner.coalescer.join(&key) {
+                coalesce::Role::Leader(leader) => {
+                    return self.lead(&key, &parts, leader, None).await;
                 }
-                // Not storable, failed or slow: fetch on our own, all waiters at once.
-                self.fetch(&key, &parts, None, None).await
+                coalesce::Role::Waiter(waiter) => waiter,
+            };
+            match waiter.outcome(inner.settings.coalesce_timeout).await {
+                Some(Outcome::Stored) => {
+                    if let Some(stored) = inner.store.get(&key, &parts.headers) {
+                        return self.serve(&stored, &parts, CacheStatus::Hit);
+                    }
+                }
+                Some(Outcome::Failed) if attempt < SHARED_RETRIES => continue,
+                Some(Outcome::Failed) => {
+                    return error_response(StatusCode::BAD_GATEWAY, "origin fetch failed");
+                }
+                Some(Outcome::Uncacheable | Outcome::NoRoom) | None => {}
             }
+            break;
         }
+        // Not storable, not stored or slow: fetch on our own, all waiters at once.
+        self.fetch(&key, &parts, None, None).await
+    }
+
+    /// Runs the fetch led by `leader` in a task of its own, so that it goes
+    /// on for the waiters if this client leaves; it is cancelled when nobody
+    /// (this client or a waiter) wants it any more.
+    async fn lead(
+        &self,
+        key: &str,
+        parts: &hyper::http::request::Parts,
+        leader: coalesce::Leader,
+        stale: Option<Arc<StoredResponse>>,
+    ) -> Response<Body> {
+        let interest = leader.interest();
+        let edge = self.clone();
+        let (key, task_parts) = (key.to_string(), parts.clone());
+        let fetch =
+            tokio::spawn(async move { edge.fetch(&key, &task_parts, Some(leader), stale).await });
+        interest.cancel_when_unwanted(fetch.abort_handle());
+        let response = fetch.await;
+        drop(interest);
+        response.unwrap_or_else(|_| error_response(StatusCode::BAD_GATEWAY, "fetch cancelled"))
     }
 
     /// A stored response past its freshness: one revalidation per key,
@@ -426,23 +463,35 @@ impl Edge {
             }
             return self.serve(&stored, &parts, CacheStatus::Stale);
         }
-        match role {
-            coalesce::Role::Leader(leader) => {
-                self.fetch(&key, &parts, Some(leader), Some(stored)).await
-            }
-            coalesce::Role::Waiter(receiver) => {
-                if stored.usable_on_error(now, inner.settings.grace) {
-                    return self.serve(&stored, &parts, CacheStatus::Stale);
+        let mut role = role;
+        for attempt in 0..=SHARED_RETRIES {
+            let waiter = match role {
+                coalesce::Role::Leader(leader) => {
+                    return self.lead(&key, &parts, leader, Some(stored)).await;
                 }
-                let outcome = coalesce::wait(receiver, inner.settings.coalesce_timeout).await;
-                if outcome == Some(Outcome::Stored)
-                    && let Some(fresh) = inner.store.get(&key, &parts.headers)
-                {
-                    return self.serve(&fresh, &parts, CacheStatus::Hit);
-                }
-                self.fetch(&key, &parts, None, Some(stored)).await
+                coalesce::Role::Waiter(waiter) => waiter,
+            };
+            if stored.usable_on_error(now, inner.settings.grace) {
+                return self.serve(&stored, &parts, CacheStatus::Stale);
             }
+            match waiter.outcome(inner.settings.coalesce_timeout).await {
+                Some(Outcome::Stored) => {
+                    if let Some(fresh) = inner.store.get(&key, &parts.headers) {
+                        return self.serve(&fresh, &parts, CacheStatus::Hit);
+                    }
+                }
+                Some(Outcome::Failed) if attempt < SHARED_RETRIES => {
+                    role = inner.coalescer.join(&key);
+                    continue;
+                }
+                Some(Outcome::Failed) => {
+                    return error_response(StatusCode::BAD_GATEWAY, "origin fetch failed");
+                }
+                Some(Outcome::Uncacheable | Outcome::NoRoom) | None => {}
+            }
+            break;
         }
+        self.fetch(&key, &parts, None, Some(stored)).await
     }
 
     fn serve(
