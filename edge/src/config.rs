@@ -358,6 +358,11 @@ pub struct CacheConfig {
     /// A cache-control header of our own that, like `CDN-Cache-Control`, wins
     /// over `Cache-Control` and is not forwarded to clients.
     pub targeted_header: Option<String>,
+    /// Send targeted cache-control fields (`CDN-Cache-Control` and
+    /// `targeted_header`) on to clients, for caches further down; by default
+    /// this edge consumes them.
+    #[serde(default)]
+    pub forward_targeted: bool,
     /// Query parameters: keep as sent, sort them, or drop them from the key.
     #[serde(default)]
     pub query: QueryKey,
@@ -411,6 +416,7 @@ impl Default for CacheConfig {
             grace: default_grace(),
             cache_set_cookie: false,
             targeted_header: None,
+            forward_targeted: false,
             query: QueryKey::default(),
             key_headers: Vec::new(),
             coalesce_timeout: default_coalesce_timeout(),

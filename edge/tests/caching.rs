@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::{EdgeProcess, get, send};
 use e2e::origin::{Origin, Reply};
@@ -421,6 +421,104 @@ async fn targeted_cache_control_wins_and_is_not_forwarded() {
         "clients still see the origin's Cache-Control"
     );
     assert_eq!(get(edge.http, "/t", &[]).await.cache(), "HIT");
+}
+
+#[tokio::test]
+async fn empty_or_malformed_targeted_fields_leave_cache_control_in_force() {
+    for targeted in [
+        "",
+        "max-age=\"60\"",
+        "max-age=60,",
+        "max-age=-1",
+        "public=1",
+    ] {
+        let origin = Origin::start(move |_| {
+            Reply::ok(
+                "t",
+                &[
+                    ("cache-control", "no-store"),
+                    ("cdn-cache-control", targeted),
+                ],
+            )
+        })
+        .await;
+        let edge = EdgeProcess::start(&[origin.address()], "", "");
+        assert_eq!(get(edge.http, "/t", &[]).await.cache(), "MISS");
+        assert_ne!(
+            get(edge.http, "/t", &[]).await.cache(),
+            "HIT",
+            "CDN-Cache-Control: {targeted:?} must not override no-store"
+        );
+        assert_eq!(origin.requests(), 2, "{targeted:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_targeted_field_decides_freshness_without_expires() {
+    let origin = Origin::start(|_| {
+        let expires = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        Reply::ok(
+            "t",
+            &[
+                ("cdn-cache-control", "must-revalidate"),
+                ("expires", &expires),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/t", &[]).await;
+    assert_ne!(get(edge.http, "/t", &[]).await.cache(), "HIT");
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn targeted_fields_stay_in_force_after_a_revalidation() {
+    let origin = Origin::start(|seen| {
+        let headers = [
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=1"),
+        ];
+        if seen.headers.get("if-none-match").is_some() {
+            return Reply::ok("", &[("etag", "\"v\"")]).status(304);
+        }
+        Reply::ok("t", &[headers[0], headers[1], ("etag", "\"v\"")])
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(get(edge.http, "/t", &[]).await.cache(), "MISS");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(get(edge.http, "/t", &[]).await.cache(), "REVALIDATED");
+    let after = get(edge.http, "/t", &[]).await;
+    assert_eq!(
+        after.cache(),
+        "HIT",
+        "the 304 renewed the max-age=1 of the stored field"
+    );
+    assert!(after.header("cdn-cache-control").is_none());
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn targeted_fields_are_forwarded_when_configured() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "t",
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=60"),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "forward_targeted = true", "");
+    assert_eq!(
+        get(edge.http, "/t", &[]).await.header("cdn-cache-control"),
+        Some("max-age=60")
+    );
+    let hit = get(edge.http, "/t", &[]).await;
+    assert_eq!(hit.cache(), "HIT");
+    assert_eq!(hit.header("cdn-cache-control"), Some("max-age=60"));
 }
 
 #[tokio::test]

@@ -1,6 +1,11 @@
 //! `Cache-Control` (RFC 9111 section 5.2) and targeted cache-control fields
 //! such as `CDN-Cache-Control` (RFC 9213), parsed once per response.
 //!
+//! `Cache-Control` has its own list grammar. Targeted fields are Structured
+//! Field Dictionaries (RFC 8941, RFC 9213 section 2.1): a field that is
+//! empty, does not parse, or gives a known directive a value of the wrong
+//! type is ignored as a whole, and the next field in precedence applies.
+//!
 //! Unknown directives are ignored (section 5.2.3), so odd requests and
 //! responses (`Cache-Control: nothing-to-see-here`) change nothing. When a
 //! directive appears twice the first occurrence counts (section 4.2.1). A
@@ -42,6 +47,9 @@ pub struct Directives {
     pub stale_while_revalidate: Option<u64>,
     /// `stale-if-error` (RFC 5861) in seconds.
     pub stale_if_error: Option<u64>,
+    /// Whether these came from a targeted field, whose directives alone
+    /// decide freshness: `Expires` does not apply (RFC 9213 section 2.2).
+    pub targeted: bool,
 }
 
 impl Directives {
@@ -64,22 +72,82 @@ impl Directives {
         directives
     }
 
+    /// Parses every line of a targeted field as one Structured Field
+    /// Dictionary; `None` when the field must be ignored (RFC 9213 section
+    /// 2.1): empty, not a valid Dictionary, or a known directive whose value
+    /// has the wrong type (`max-age="60"`, `no-store=1`, `max-age=-1`).
+    pub fn parse_targeted<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Self> {
+        let mut joined = Vec::new();
+        for value in values {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(value.as_bytes());
+        }
+        let dictionary: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
+        if dictionary.is_empty() {
+            return None;
+        }
+        let mut directives = Self {
+            targeted: true,
+            ..Self::default()
+        };
+        for (name, member) in &dictionary {
+            let sfv::ListEntry::Item(item) = member else {
+                if is_known(name.as_str()) {
+                    return None;
+                }
+                continue;
+            };
+            directives.apply_targeted(name.as_str(), &item.bare_item)?;
+        }
+        Some(directives)
+    }
+
+    /// Applies one Dictionary member; `None` when its value has the wrong type.
+    fn apply_targeted(&mut self, name: &str, value: &sfv::BareItem) -> Option<()> {
+        let flag = || value.as_boolean();
+        let seconds = || {
+            let seconds = i64::from(value.as_integer()?);
+            u64::try_from(seconds)
+                .ok()
+                .map(|seconds| seconds.min(MAX_DELTA_SECONDS))
+        };
+        match name {
+            "no-cache" | "private" if value.as_string().is_some() => {
+                let fields = value.as_string()?.as_str();
+                self.omit_fields.extend(field_names(fields));
+            }
+            "no-store" => self.no_store = flag()?,
+            "no-cache" => self.no_cache = flag()?,
+            "private" => self.private = flag()?,
+            "public" => self.public = flag()?,
+            "must-revalidate" => self.must_revalidate = flag()?,
+            "must-understand" => self.must_understand = flag()?,
+            "proxy-revalidate" => self.proxy_revalidate = flag()?,
+            "max-age" => self.max_age = Some(seconds()?),
+            "s-maxage" => self.s_maxage = Some(seconds()?),
+            "stale-while-revalidate" => self.stale_while_revalidate = Some(seconds()?),
+            "stale-if-error" => self.stale_if_error = Some(seconds()?),
+            _ => {}
+        }
+        Some(())
+    }
+
     /// Whether any directive was present at all.
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        Self {
+            targeted: false,
+            ..self.clone()
+        } == Self::default()
     }
 
     fn apply(&mut self, name: &str, argument: Option<&str>, seen: &mut Seen) {
         match name {
             "no-store" => self.no_store = true,
             "no-cache" | "private" if argument.is_some_and(|fields| !fields.trim().is_empty()) => {
-                let fields = argument.unwrap_or_default();
-                self.omit_fields.extend(
-                    fields
-                        .split(',')
-                        .map(|field| field.trim().to_ascii_lowercase())
-                        .filter(|field| !field.is_empty()),
-                );
+                self.omit_fields
+                    .extend(field_names(argument.unwrap_or_default()));
             }
             "no-cache" => self.no_cache = true,
             "private" => self.private = true,
@@ -104,6 +172,31 @@ impl Directives {
             _ => {}
         }
     }
+}
+
+/// The directives this cache acts on, whose value types are checked.
+fn is_known(name: &str) -> bool {
+    matches!(
+        name,
+        "no-store"
+            | "no-cache"
+            | "private"
+            | "public"
+            | "must-revalidate"
+            | "must-understand"
+            | "proxy-revalidate"
+            | "max-age"
+            | "s-maxage"
+            | "stale-while-revalidate"
+            | "stale-if-error"
+    )
+}
+
+/// The lowercase field names of `no-cache="a, b"` and `private="a, b"`.
+fn field_names(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split(',')
+        .map(|field| field.trim().to_ascii_lowercase())
+        .filter(|field| !field.is_empty())
 }
 
 #[derive(Default)]
@@ -222,6 +315,53 @@ mod tests {
             parse(&["extension=\"max-age=3600\", max-age=1"]).max_age,
             Some(1)
         );
+    }
+
+    fn targeted(lines: &[&str]) -> Option<Directives> {
+        let values: Vec<HeaderValue> = lines
+            .iter()
+            .map(|line| HeaderValue::from_str(line).unwrap())
+            .collect();
+        Directives::parse_targeted(values.iter())
+    }
+
+    #[test]
+    fn targeted_fields_are_dictionaries_over_every_line() {
+        let d = targeted(&["max-age=60, must-revalidate", "private=\"Set-Cookie\""]).unwrap();
+        assert_eq!(d.max_age, Some(60));
+        assert!(d.must_revalidate && d.targeted && !d.private);
+        assert_eq!(d.omit_fields, ["set-cookie"]);
+        assert!(targeted(&["no-store"]).unwrap().no_store);
+        assert_eq!(
+            targeted(&["max-age=99999999999999"]).unwrap().max_age,
+            Some(1 << 31)
+        );
+        assert!(!targeted(&["no-store=?0"]).unwrap().no_store);
+        let unknown = targeted(&["x-ours=(1 2), max-age=5;p=1"]).unwrap();
+        assert_eq!(
+            unknown.max_age,
+            Some(5),
+            "parameters and unknown members ignored"
+        );
+    }
+
+    #[test]
+    fn invalid_targeted_fields_are_ignored_whole() {
+        for lines in [
+            &[""][..],
+            &["   "],
+            &["max-age=60,"],
+            &["max-age=60, , no-store"],
+            &["MAX-AGE=60"],
+            &["max-age=\"60\""],
+            &["max-age=-1"],
+            &["max-age=1.5"],
+            &["no-store=1"],
+            &["no-store=(a b)"],
+            &["max-age=60", "no-store=\"\"\""],
+        ] {
+            assert_eq!(targeted(lines), None, "{lines:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub const ENTRY_OVERHEAD: usize = 256;
 pub struct StoredResponse {
     /// Status of the origin response.
     pub status: StatusCode,
-    /// Headers as served (hop-by-hop and targeted cache-control removed, `Date` present).
+    /// Headers as stored (hop-by-hop removed, `Date` present). Targeted
+    /// cache-control fields stay, so that revalidation keeps them in force,
+    /// and are removed when served unless forwarding is configured.
     pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,

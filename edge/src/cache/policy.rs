@@ -116,11 +116,15 @@ pub fn decide(response: &Response<'_>) -> Storability {
     }
 }
 
-/// Section 4.2.1: `s-maxage`, then `max-age`, then `Expires` - `Date`.
+/// Section 4.2.1: `s-maxage`, then `max-age`, then `Expires` - `Date`
+/// (except under a targeted field, RFC 9213 section 2.2).
 fn explicit_lifetime(response: &Response<'_>) -> Option<Duration> {
     let directives = response.directives;
     if let Some(seconds) = directives.s_maxage.or(directives.max_age) {
         return Some(Duration::from_secs(seconds));
+    }
+    if directives.targeted {
+        return None;
     }
     let expires = response.headers.get(header::EXPIRES)?;
     // An invalid Expires (including "0") means already expired (section 5.3).

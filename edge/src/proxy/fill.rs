@@ -172,9 +172,6 @@ impl Edge {
         .await;
         match collected {
             Collected::Whole(bytes) => {
-                for name in &inner.settings.targeted {
-                    head.headers.remove(name);
-                }
                 // `no-cache="f"` and `private="f"` keep the fields out of the
                 // copy reused for others; this client still gets them.
                 let fetched_headers =
@@ -273,7 +270,7 @@ impl Edge {
     ) -> StoredResponse {
         let mut headers = stale.headers.clone();
         for name in update.keys() {
-            if name == header::CONTENT_LENGTH || self.inner.settings.targeted.contains(name) {
+            if name == header::CONTENT_LENGTH {
                 continue;
             }
             headers.remove(name);
@@ -283,13 +280,7 @@ impl Edge {
                 }
             }
         }
-        let mut merged_for_directives = headers.clone();
-        for name in &self.inner.settings.targeted {
-            if let Some(value) = update.get(name) {
-                merged_for_directives.insert(name.clone(), value.clone());
-            }
-        }
-        let directives = self.directives(&merged_for_directives);
+        let directives = self.directives(&headers);
         let date = headers
             .get(header::DATE)
             .and_then(|value| value.to_str().ok())

@@ -72,6 +72,7 @@ struct Settings {
     default_ttl: Duration,
     cache_set_cookie: bool,
     targeted: Vec<HeaderName>,
+    forward_targeted: bool,
     coalesce_timeout: Duration,
     rules: TtlRules,
 }
@@ -196,6 +197,7 @@ impl Edge {
                     default_ttl: cache.default_ttl.as_std(),
                     cache_set_cookie: cache.cache_set_cookie,
                     targeted,
+                    forward_targeted: cache.forward_targeted,
                     coalesce_timeout: cache.coalesce_timeout.as_std(),
                     rules,
                 },
@@ -361,9 +363,7 @@ impl Edge {
 
     fn finish(&self, mut response: Response<Body>) -> Response<Body> {
         headers::remove_hop_by_hop(response.headers_mut());
-        for name in &self.inner.settings.targeted {
-            response.headers_mut().remove(name);
-        }
+        self.strip_targeted(response.headers_mut());
         headers::add_via(response.headers_mut(), &self.inner.settings.name);
         response
     }
@@ -527,15 +527,28 @@ impl Edge {
         });
     }
 
-    /// The cache directives: a targeted field (ours, then `CDN-Cache-Control`)
-    /// wins over `Cache-Control` (RFC 9213).
+    /// The cache directives: the first valid targeted field (ours, then
+    /// `CDN-Cache-Control`) wins over `Cache-Control` (RFC 9213 section 2.2);
+    /// an invalid one is ignored as if absent.
     fn directives(&self, headers: &HeaderMap) -> Directives {
-        for name in &self.inner.settings.targeted {
-            if headers.contains_key(name) {
-                return Directives::parse(headers.get_all(name).iter());
-            }
+        self.inner
+            .settings
+            .targeted
+            .iter()
+            .filter(|name| headers.contains_key(*name))
+            .find_map(|name| Directives::parse_targeted(headers.get_all(name).iter()))
+            .unwrap_or_else(|| Directives::parse(headers.get_all(header::CACHE_CONTROL).iter()))
+    }
+
+    /// Removes the targeted fields from a response for clients, unless
+    /// configured to forward them (RFC 9213 section 3 makes removal a MAY).
+    fn strip_targeted(&self, headers: &mut HeaderMap) {
+        if self.inner.settings.forward_targeted {
+            return;
         }
-        Directives::parse(headers.get_all(header::CACHE_CONTROL).iter())
+        for name in &self.inner.settings.targeted {
+            headers.remove(name);
+        }
     }
 
     fn forced_ttl(&self, path: &str) -> Option<Duration> {
