@@ -298,3 +298,51 @@ async fn prefix_purge_keeps_path_case_and_ignores_host_case() {
     assert!(body.contains("\"removed\": 1"), "{body}");
     assert_eq!(get(edge.http, "/img/2", &[]).await.cache(), "HIT");
 }
+
+#[tokio::test]
+async fn purges_and_invalidations_remove_every_key_header_variant() {
+    let origin = Origin::start(|seen| match seen.method.as_str() {
+        "POST" => Reply::ok("done", &[]).status(200),
+        _ => Reply::ok("x", &[("cache-control", "max-age=60")]),
+    })
+    .await;
+    let edge = EdgeProcess::start(
+        &[origin.address()],
+        "key_headers = [\"accept-language\"]",
+        "",
+    );
+    let variants: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("accept-language", "en")],
+        &[("accept-language", "fr")],
+    ];
+    let fill = |path: &'static str| async move {
+        for headers in variants {
+            get(edge.http, path, headers).await;
+            assert_eq!(get(edge.http, path, headers).await.cache(), "HIT");
+        }
+    };
+    fill("/k").await;
+    fill("/k2").await;
+    let (status, body) =
+        admin_post(edge.admin, "/purge?url=/k&host=site.test", Some("secret")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"removed\": 3"), "{body}");
+    for headers in variants {
+        assert_eq!(get(edge.http, "/k", headers).await.cache(), "MISS");
+        assert_eq!(
+            get(edge.http, "/k2", headers).await.cache(),
+            "HIT",
+            "another URL kept"
+        );
+    }
+    let posted = common::send(edge.http, "POST", "/k2", &[("accept-language", "en")], b"x").await;
+    assert_eq!(posted.status, 200);
+    for headers in variants {
+        assert_eq!(
+            get(edge.http, "/k2", headers).await.cache(),
+            "MISS",
+            "the POST invalidated the {headers:?} variant too"
+        );
+    }
+}

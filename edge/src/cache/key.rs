@@ -6,6 +6,10 @@ use hyper::header::{self, HeaderMap, HeaderName};
 use crate::authority::normalise;
 use crate::config::QueryKey;
 
+/// Separates the URL key from each key-header value in a primary key; it
+/// cannot occur in a URL or a header value.
+pub const KEY_HEADER_SEPARATOR: char = '\u{1}';
+
 /// How keys are built.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRules {
@@ -16,9 +20,26 @@ pub struct KeyRules {
 }
 
 impl KeyRules {
-    /// The primary key of an admitted request: its `Host` (one, already
-    /// normalised by admission) and its path as sent.
+    /// The primary key of an admitted request: its URL key, then the values
+    /// of the configured key headers, each after [`KEY_HEADER_SEPARATOR`].
     pub fn key(&self, uri: &Uri, headers: &HeaderMap) -> String {
+        let mut key = self.url_key(uri, headers);
+        for name in &self.headers {
+            key.push(KEY_HEADER_SEPARATOR);
+            key.push_str(name.as_str());
+            key.push('=');
+            if let Some(value) = super::vary::request_value(headers, name) {
+                key.push_str(&value);
+            }
+        }
+        key
+    }
+
+    /// The part of the key that names the URL: its `Host` (one, already
+    /// normalised by admission) and its path as sent, with the query as
+    /// configured. Every key of a URL starts with it, which is how purges and
+    /// invalidations find all the key-header variants of a URL.
+    pub fn url_key(&self, uri: &Uri, headers: &HeaderMap) -> String {
         let host = headers
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
@@ -38,25 +59,22 @@ impl KeyRules {
                 key.push_str(&pairs.join("&"));
             }
         }
-        for name in &self.headers {
-            key.push('\u{1}');
-            key.push_str(name.as_str());
-            key.push('=');
-            if let Some(value) = super::vary::request_value(headers, name) {
-                key.push_str(&value);
-            }
-        }
         key
     }
 
-    /// The key a URL would have (for purges and invalidation): `url` is
+    /// The URL key of a URL (for purges and invalidation): `url` is
     /// absolute (`http://host/path`) or a path on `host`.
-    pub fn key_for_url(&self, url: &str, host: &str) -> Option<String> {
+    pub fn url_key_for(&self, url: &str, host: &str) -> Option<String> {
         let uri: Uri = url.parse().ok()?;
         let mut headers = HeaderMap::new();
         let host = uri.authority().map_or(host, |authority| authority.as_str());
         headers.insert(header::HOST, normalise(host)?.parse().ok()?);
-        Some(self.key(&uri, &headers))
+        Some(self.url_key(&uri, &headers))
+    }
+
+    /// Whether keys carry key-header values after the URL key.
+    pub fn has_key_headers(&self) -> bool {
+        !self.headers.is_empty()
     }
 }
 
@@ -94,11 +112,11 @@ mod tests {
     fn urls_map_to_the_same_key() {
         let rules = KeyRules::default();
         assert_eq!(
-            rules.key_for_url("http://example.com/a?x=1", "").unwrap(),
+            rules.url_key_for("http://example.com/a?x=1", "").unwrap(),
             key(&rules, "/a?x=1")
         );
         assert_eq!(
-            rules.key_for_url("/a?x=1", "Example.COM:80").unwrap(),
+            rules.url_key_for("/a?x=1", "Example.COM:80").unwrap(),
             key(&rules, "/a?x=1")
         );
     }

@@ -268,13 +268,22 @@ impl Edge {
 
     /// Purges one URL (absolute, or a path on `host`); returns entries removed.
     pub fn purge_url(&self, url: &str, host: &str) -> usize {
-        match self.inner.keys.key_for_url(url, host) {
-            Some(key) => {
-                self.inner.coalescer.forget(&key);
-                self.inner.store.remove(&key)
-            }
-            None => 0,
+        self.inner
+            .keys
+            .url_key_for(url, host)
+            .map_or(0, |url_key| self.remove_url(&url_key))
+    }
+
+    /// Removes every stored variant of one URL: by `Vary` and, when
+    /// `cache.key_headers` is set, by key-header values.
+    fn remove_url(&self, url_key: &str) -> usize {
+        let inner = &*self.inner;
+        if !inner.keys.has_key_headers() {
+            inner.coalescer.forget(url_key);
+            return inner.store.remove(url_key);
         }
+        let variants = format!("{url_key}{}", crate::cache::key::KEY_HEADER_SEPARATOR);
+        inner.store.remove_prefix(&variants)
     }
 
     /// Purges every URL starting with `prefix` (absolute, or a path on `host`).

@@ -70,20 +70,19 @@ impl Edge {
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
             .unwrap_or("");
-        let mut targets = vec![keys.key(&request.uri, &request.headers)];
+        let mut targets = vec![keys.url_key(&request.uri, &request.headers)];
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             let Some(url) = response.get(&name).and_then(|value| value.to_str().ok()) else {
                 continue;
             };
-            if let Some(key) = keys.key_for_url(url, host)
+            if let Some(key) = keys.url_key_for(url, host)
                 && key.starts_with(&format!("http://{}/", host.to_ascii_lowercase()))
             {
                 targets.push(key);
             }
         }
-        for key in targets {
-            self.inner.coalescer.forget(&key);
-            self.inner.store.remove(&key);
+        for url_key in targets {
+            self.remove_url(&url_key);
         }
     }
 }
