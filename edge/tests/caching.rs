@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use common::{EdgeProcess, get, send};
@@ -519,6 +521,50 @@ async fn targeted_fields_are_forwarded_when_configured() {
     let hit = get(edge.http, "/t", &[]).await;
     assert_eq!(hit.cache(), "HIT");
     assert_eq!(hit.header("cdn-cache-control"), Some("max-age=60"));
+}
+
+#[tokio::test]
+async fn a_206_to_a_request_for_the_whole_object_leaves_the_url_cacheable() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = answered.clone();
+    let origin = Origin::start(move |_| {
+        let headers = [("cache-control", "max-age=60")];
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::ok("who", &[headers[0], ("content-range", "bytes 0-2/5")]).status(206);
+        }
+        Reply::ok("whole", &headers)
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(get(edge.http, "/r", &[]).await.status, 206);
+    let second = get(edge.http, "/r", &[]).await;
+    assert_eq!((second.cache(), &second.body[..]), ("MISS", &b"whole"[..]));
+    assert_eq!(get(edge.http, "/r", &[]).await.cache(), "HIT");
+    let ranged = get(edge.http, "/r", &[("range", "bytes=1-2")]).await;
+    assert_eq!(
+        (ranged.status.as_u16(), &ranged.body[..]),
+        (206, &b"ho"[..])
+    );
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn hit_for_miss_ends_when_the_origin_sends_a_cacheable_response() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = answered.clone();
+    let origin = Origin::start(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::ok("private", &[("cache-control", "no-store")]);
+        }
+        Reply::ok("public", &[("cache-control", "max-age=60")])
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    assert_eq!(get(edge.http, "/h", &[]).await.cache(), "MISS");
+    assert_eq!(get(edge.http, "/h", &[]).await.cache(), "BYPASS");
+    assert_eq!(get(edge.http, "/h", &[]).await.cache(), "MISS");
+    assert_eq!(get(edge.http, "/h", &[]).await.cache(), "HIT");
+    assert_eq!(origin.requests(), 3);
 }
 
 #[tokio::test]

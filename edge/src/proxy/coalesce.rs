@@ -37,9 +37,10 @@ pub enum Outcome {
     Uncacheable,
     /// The fetch failed: fetch yourself (or fail).
     Failed,
-    /// Storable, but the fill memory budget had no room this time: fetch
-    /// yourself; nothing is remembered about the key.
-    NoRoom,
+    /// Not stored for a reason that says nothing about the key (no room in
+    /// the fill memory budget, a 206 to a request for the whole object):
+    /// fetch yourself; nothing is remembered about the key.
+    NotStoredThisTime,
 }
 
 /// One fetch in flight: who still wants it, and how to cancel it.

@@ -17,6 +17,7 @@ use super::{
     origin_error_response,
 };
 use crate::cache::StoredResponse;
+use crate::cache::directives::Directives;
 use crate::cache::policy::{self, Storability};
 
 impl Edge {
@@ -128,17 +129,14 @@ impl Edge {
             .and_then(|value| value.to_str().ok())
             .and_then(|text| httpdate::parse_http_date(text).ok())
             .unwrap_or(response_time);
-        let decision = policy::decide(&policy::Response {
-            method: &Method::GET,
-            authorized: parts.headers.contains_key(header::AUTHORIZATION),
-            status: head.status,
-            headers: &head.headers,
-            directives: &directives,
-            date,
-            forced_ttl: self.forced_ttl(parts.uri.path()),
-            default_ttl: inner.settings.default_ttl,
-            cache_set_cookie: inner.settings.cache_set_cookie,
-        });
+        if head.status == StatusCode::PARTIAL_CONTENT {
+            // Asked without Range, the origin sent part of the object: this
+            // copy cannot be stored, but the URL may well be cacheable.
+            tracing::debug!(%key, "origin sent 206 to a request without Range");
+            finish(leader, Outcome::NotStoredThisTime);
+            return self.stream(head, body, parts, CacheStatus::Miss);
+        }
+        let decision = self.storability(parts, head.status, &head.headers, &directives, date);
         let too_large = content_length(&head.headers)
             .is_some_and(|length| length > inner.settings.max_object_size);
         let Storability::Store(lifetime) = decision else {
@@ -159,7 +157,7 @@ impl Edge {
             .reserve(expected.unwrap_or(FILL_STEP).min(limit))
         else {
             self.no_room(key);
-            finish(leader, Outcome::NoRoom);
+            finish(leader, Outcome::NotStoredThisTime);
             return self.stream(head, body, parts, CacheStatus::Miss);
         };
         let collected = collect_bounded(
@@ -233,7 +231,7 @@ impl Edge {
             }
             Collected::NoRoom(partial) => {
                 self.no_room(key);
-                finish(leader, Outcome::NoRoom);
+                finish(leader, Outcome::NotStoredThisTime);
                 let body = prefixed(partial, reservation);
                 self.respond_streamed(head, body, parts, CacheStatus::Miss)
             }
@@ -257,6 +255,56 @@ impl Edge {
                 "fill memory in use: response streamed without being stored (raise cache.fill_memory)"
             );
         }
+    }
+
+    /// Whether a response to the GET in `parts` may be stored, and for how long.
+    fn storability(
+        &self,
+        parts: &hyper::http::request::Parts,
+        status: StatusCode,
+        headers: &HeaderMap,
+        directives: &Directives,
+        date: SystemTime,
+    ) -> Storability {
+        let settings = &self.inner.settings;
+        policy::decide(&policy::Response {
+            method: &Method::GET,
+            authorized: parts.headers.contains_key(header::AUTHORIZATION),
+            status,
+            headers,
+            directives,
+            date,
+            forced_ttl: self.forced_ttl(parts.uri.path()),
+            default_ttl: settings.default_ttl,
+            cache_set_cookie: settings.cache_set_cookie,
+        })
+    }
+
+    /// Whether a passed response to a GET of a key known as uncacheable shows
+    /// the key cacheable again: a whole object the policy would store.
+    pub(super) fn cacheable_again(
+        &self,
+        parts: &hyper::http::request::Parts,
+        response: &Response<Body>,
+    ) -> bool {
+        let status = response.status();
+        if matches!(
+            status,
+            StatusCode::PARTIAL_CONTENT | StatusCode::NOT_MODIFIED
+        ) {
+            return false;
+        }
+        let headers = response.headers();
+        let directives = self.directives(headers);
+        let date = headers
+            .get(header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| httpdate::parse_http_date(text).ok())
+            .unwrap_or_else(SystemTime::now);
+        matches!(
+            self.storability(parts, status, headers, &directives, date),
+            Storability::Store(_)
+        )
     }
 
     /// RFC 9111 section 4.3.4: a 304 updates the stored headers.

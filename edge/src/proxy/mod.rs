@@ -401,7 +401,12 @@ impl Edge {
             return self.expired(key, parts, stored, now).await;
         }
         if inner.coalescer.known_uncacheable(&key) {
-            return self.pass(parts, None).await;
+            // Hit-for-miss ends as soon as the origin's answer is storable.
+            let response = self.pass(parts.clone(), None).await;
+            if self.cacheable_again(&parts, &response) {
+                inner.coalescer.forget(&key);
+            }
+            return response;
         }
         // A failed fetch is shared by its waiters, who try once more
         // together (one of them leads the retry).
@@ -422,7 +427,7 @@ impl Edge {
                 Some(Outcome::Failed) => {
                     return error_response(StatusCode::BAD_GATEWAY, "origin fetch failed");
                 }
-                Some(Outcome::Uncacheable | Outcome::NoRoom) | None => {}
+                Some(Outcome::Uncacheable | Outcome::NotStoredThisTime) | None => {}
             }
             break;
         }
@@ -496,7 +501,7 @@ impl Edge {
                 Some(Outcome::Failed) => {
                     return error_response(StatusCode::BAD_GATEWAY, "origin fetch failed");
                 }
-                Some(Outcome::Uncacheable | Outcome::NoRoom) | None => {}
+                Some(Outcome::Uncacheable | Outcome::NotStoredThisTime) | None => {}
             }
             break;
         }
