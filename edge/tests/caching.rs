@@ -807,10 +807,10 @@ async fn misses_beyond_the_fill_memory_stream_unstored_and_are_stored_later() {
             .collect::<Vec<u8>>(),
     );
     let served = body.clone();
-    // Each body stops after 64 KiB for 800 ms: the fills overlap.
+    // Each body stops after 64 KiB for 2 s: the fills overlap.
     let origin = Origin::start(move |_| {
         Reply::ok(served.clone(), &[("cache-control", "max-age=60")])
-            .paused_after(64 * 1024, Duration::from_millis(800))
+            .paused_after(64 * 1024, Duration::from_secs(2))
     })
     .await;
     let edge = EdgeProcess::start(
@@ -826,22 +826,25 @@ async fn misses_beyond_the_fill_memory_stream_unstored_and_are_stored_later() {
             .iter()
             .all(|got| got.status == 200 && got.body == body)
     );
-    // Room for one 3 MiB fill in 4 MiB: the four others streamed through.
-    assert_eq!(
-        common::metric(&edge, "edge_cache_not_stored_no_room_total").await,
-        4
-    );
+    // Room for one 3 MiB fill in 4 MiB: those that overlapped it (all four
+    // others unless the machine was slow to send them) streamed through.
+    let no_room = common::metric(&edge, "edge_cache_not_stored_no_room_total").await;
+    assert!((1..=4).contains(&no_room), "{no_room} fills found no room");
     assert_eq!(common::metric(&edge, "edge_cache_fill_bytes").await, 0);
     // Nothing was remembered against them: asked again one at a time, each is stored.
     let mut hits = 0;
     for path in &paths {
         let got = get(edge.http, path, &[]).await;
         assert_eq!(got.body, body);
-        hits += usize::from(got.cache() == "HIT");
+        hits += u64::from(got.cache() == "HIT");
     }
-    assert_eq!(hits, 1, "only the first fill was stored");
+    assert_eq!(
+        hits,
+        5 - no_room,
+        "only the fills that had room were stored"
+    );
     for path in &paths {
         assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT");
     }
-    assert_eq!(origin.requests(), 9);
+    assert_eq!(u64::try_from(origin.requests()).unwrap(), 5 + no_room);
 }
