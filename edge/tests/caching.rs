@@ -807,15 +807,22 @@ async fn misses_beyond_the_fill_memory_stream_unstored_and_are_stored_later() {
             .collect::<Vec<u8>>(),
     );
     let served = body.clone();
-    // Each body stops after 64 KiB for 2 s: the fills overlap.
+    let length = body.len().to_string();
+    // Each body stops after 64 KiB for 2 s: the fills overlap. Its length is
+    // announced, so the first fill reserves it all at once.
     let origin = Origin::start(move |_| {
-        Reply::ok(served.clone(), &[("cache-control", "max-age=60")])
-            .paused_after(64 * 1024, Duration::from_secs(2))
+        Reply::ok(
+            served.clone(),
+            &[("cache-control", "max-age=60"), ("content-length", &length)],
+        )
+        .paused_after(64 * 1024, Duration::from_secs(2))
     })
     .await;
     let edge = EdgeProcess::start(
         &[origin.address()],
-        "capacity = \"64MiB\"\nmax_object_size = \"4MiB\"\nfill_memory = \"4MiB\"",
+        // Each shard evicts past its share of capacity: a large capacity gives
+        // every shard room for all five bodies, wherever they hash.
+        "capacity = \"1GiB\"\nmax_object_size = \"4MiB\"\nfill_memory = \"4MiB\"",
         "",
     );
     let paths: Vec<String> = (0..5).map(|n| format!("/file/{n}")).collect();
@@ -843,6 +850,7 @@ async fn misses_beyond_the_fill_memory_stream_unstored_and_are_stored_later() {
         5 - no_room,
         "only the fills that had room were stored"
     );
+    assert_eq!(common::metric(&edge, "edge_cache_evictions_total").await, 0);
     for path in &paths {
         assert_eq!(get(edge.http, path, &[]).await.cache(), "HIT");
     }
