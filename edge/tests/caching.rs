@@ -235,6 +235,74 @@ async fn client_conditionals_ranges_and_head_from_cache() {
 }
 
 #[tokio::test]
+async fn client_preconditions_read_entity_tag_lists_and_dates_as_typed_fields() {
+    let origin = Origin::start(|_| {
+        Reply::ok(
+            "0123456789",
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1,2\""),
+                ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+            ],
+        )
+    })
+    .await;
+    let edge = EdgeProcess::start(&[origin.address()], "", "");
+    get(edge.http, "/t", &[]).await;
+    // A comma inside an entity tag does not split it.
+    let listed = get(edge.http, "/t", &[("if-none-match", "\"x\", \"v1,2\"")]).await;
+    assert_eq!(listed.status, 304);
+    let halves = get(edge.http, "/t", &[("if-none-match", "\"v1\", \"2\"")]).await;
+    assert_eq!(halves.status, 200);
+    // Every field line counts.
+    let lines = get(
+        edge.http,
+        "/t",
+        &[("if-none-match", "\"x\""), ("if-none-match", "W/\"v1,2\"")],
+    )
+    .await;
+    assert_eq!(lines.status, 304);
+    // If-Match uses strong comparison and fails with 412.
+    let matched = get(edge.http, "/t", &[("if-match", "\"v1,2\"")]).await;
+    assert_eq!(matched.status, 200);
+    let mismatched = get(edge.http, "/t", &[("if-match", "\"v1\"")]).await;
+    assert_eq!(mismatched.status, 412);
+    // If-Range compares dates as dates (RFC 850 form of the same instant),
+    // and an entity tag with a comma as one tag.
+    let same_date = get(
+        edge.http,
+        "/t",
+        &[
+            ("range", "bytes=0-3"),
+            ("if-range", "Monday, 01-Jan-24 00:00:00 GMT"),
+        ],
+    )
+    .await;
+    assert_eq!(same_date.status, 206);
+    assert_eq!(same_date.body, "0123");
+    let later = get(
+        edge.http,
+        "/t",
+        &[
+            ("range", "bytes=0-3"),
+            ("if-range", "Tue, 02 Jan 2024 00:00:00 GMT"),
+        ],
+    )
+    .await;
+    assert_eq!(later.status, 200);
+    assert_eq!(later.body, "0123456789");
+    let tagged = get(
+        edge.http,
+        "/t",
+        &[("range", "bytes=4-"), ("if-range", "\"v1,2\"")],
+    )
+    .await;
+    assert_eq!(tagged.status, 206);
+    assert_eq!(tagged.body, "456789");
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test]
 async fn stale_if_error_and_grace_when_the_origin_is_down() {
     let mut origin =
         Origin::start(|_| Reply::ok("kept", &[("cache-control", "max-age=1, stale-if-error=60")]))

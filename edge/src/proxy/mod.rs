@@ -23,6 +23,7 @@
 
 pub mod admit;
 mod coalesce;
+mod conditional;
 mod fill;
 mod fill_budget;
 mod headers;
