@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{Geodns, eu, reload, us};
-use e2e::dns::{Ask, addresses, ask_tcp, ask_udp, exchange_udp};
+use e2e::dns::{Ask, addresses, ask_tcp, ask_udp, exchange_tcp, exchange_udp};
 use e2e::process::wait_until;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -257,6 +257,27 @@ fn wrong_question_counts_are_formerr_and_responses_are_ignored() {
     update.metadata.op_code = hickory_proto::op::OpCode::Update;
     let reply = exchange_udp(geodns.dns, &update.to_vec().unwrap()).expect("reply");
     assert_eq!(rcode_of(&reply), 4);
+}
+
+#[test]
+fn a_question_name_over_255_octets_gets_a_formerr_that_decodes() {
+    let geodns = start();
+    // Five labels of 63 octets: 321 octets, which no decoder accepts.
+    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for _ in 0..5 {
+        packet.push(63);
+        packet.extend_from_slice(&[b'a'; 63]);
+    }
+    packet.extend_from_slice(&[0, 0, 1, 0, 1]);
+    for reply in [
+        exchange_udp(geodns.dns, &packet).expect("UDP reply"),
+        exchange_tcp(geodns.dns, &packet).expect("TCP reply"),
+    ] {
+        let message = Message::from_vec(&reply).expect("the FORMERR decodes");
+        assert_eq!(message.metadata.id, 0x1234);
+        assert_eq!(message.metadata.response_code, ResponseCode::FormErr);
+        assert!(message.queries.is_empty(), "the question is not echoed");
+    }
 }
 
 #[test]

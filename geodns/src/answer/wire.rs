@@ -165,18 +165,23 @@ fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
     None
 }
 
-/// Whether the name at `at` is written out in full (no pointer), so that
-/// it can be copied into a response on its own.
-fn uncompressed(packet: &[u8], mut at: usize) -> bool {
+/// Whether the name at `at` is written out in full (no pointer) and within
+/// the 255 octets of RFC 1035 section 2.3.4, so that it can be copied into
+/// a response on its own and the response still decodes.
+fn uncompressed(packet: &[u8], start: usize) -> bool {
+    let mut at = start;
     while let Some(&length) = packet.get(at) {
         match length {
-            0 => return true,
+            0 => return at + 1 - start <= MAX_NAME_OCTETS,
             1..=63 => at += 1 + usize::from(length),
             _ => return false,
         }
     }
     false
 }
+
+/// The longest name on the wire, its final root label included.
+const MAX_NAME_OCTETS: usize = 255;
 
 fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
