@@ -79,7 +79,7 @@ impl EtcdTls {
         ]
         .concat();
         if openssl(&ca).is_err() {
-            eprintln!("SKIPPED: openssl is not installed");
+            crate::requirements::missing("openssl is not installed", "apt-get install openssl");
             return None;
         }
         let sans: Vec<String> = addresses.iter().map(|ip| format!("IP:{ip}")).collect();
@@ -155,7 +155,7 @@ impl Etcd {
     /// certificates required when `tls` is set.
     pub fn start_with(size: usize, tls: bool) -> Option<Self> {
         let Some(binary) = etcd_binary() else {
-            eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+            crate::requirements::missing("etcd is not installed", "apt-get install etcd-server");
             return None;
         };
         let dir = tempfile::tempdir().expect("temporary directory");

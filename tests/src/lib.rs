@@ -9,3 +9,4 @@ pub mod health_endpoint;
 pub mod http;
 pub mod origin;
 pub mod process;
+pub mod requirements;

@@ -3,8 +3,8 @@
 //! and fetches from its region's edge; when the EU edge dies, the EU client
 //! is sent elsewhere once the resolver's cached answer expires.
 //!
-//! Needs root, `ip` and `unbound` (CI installs them); skipped with a message
-//! otherwise.
+//! Needs root, `ip`, `unbound`, `dig` and `curl` (CI installs them); fails
+//! without them unless `GEOCDN_TESTS_ALLOW_MISSING=1` is set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -128,7 +128,10 @@ fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 #[test]
 fn clients_reach_their_region_through_unbound_and_fail_over() {
     if let Some(reason) = missing_requirement() {
-        eprintln!("skipped: the resolver lab needs root, ip, unbound, dig and curl: {reason}");
+        e2e::requirements::missing(
+            &format!("the resolver lab needs root, ip, unbound, dig and curl: {reason}"),
+            "run as root after apt-get install iproute2 unbound bind9-dnsutils curl",
+        );
         return;
     }
     let work = tempfile::tempdir().unwrap();

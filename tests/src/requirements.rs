@@ -1,0 +1,20 @@
+//! What a test needs from the machine beyond the project's own binaries.
+//!
+//! A missing tool fails the test with the line that installs it: a test
+//! that reports "ok" without having run would hide a broken setup. Setting
+//! `GEOCDN_TESTS_ALLOW_MISSING=1` opts out explicitly: such tests then say
+//! SKIPPED on stderr and return.
+
+/// The variable that lets tests whose tools are missing skip.
+pub const ALLOW_MISSING: &str = "GEOCDN_TESTS_ALLOW_MISSING";
+
+/// Reports that `what` is missing: panics with `install` (how to get it),
+/// or, when [`ALLOW_MISSING`] is set, says the test is skipped and returns
+/// so the caller can return early.
+pub fn missing(what: &str, install: &str) {
+    if std::env::var_os(ALLOW_MISSING).is_some_and(|value| value == "1") {
+        eprintln!("SKIPPED: {what} ({install}; {ALLOW_MISSING}=1 is set)");
+        return;
+    }
+    panic!("{what}: {install} (or set {ALLOW_MISSING}=1 to skip the tests that need it)");
+}
