@@ -254,6 +254,9 @@ async fn client_preconditions_read_entity_tag_lists_and_dates_as_typed_fields() 
     assert_eq!(listed.status, 304);
     let halves = get(edge.http, "/t", &[("if-none-match", "\"v1\", \"2\"")]).await;
     assert_eq!(halves.status, 200);
+    // A space has no place inside a tag: no tag, no match.
+    let spaced = get(edge.http, "/t", &[("if-none-match", "\"v1, 2\"")]).await;
+    assert_eq!(spaced.status, 200);
     // Every field line counts.
     let lines = get(
         edge.http,

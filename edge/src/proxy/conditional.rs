@@ -27,16 +27,14 @@ pub enum Precondition {
 /// Evaluates the preconditions of `request` in the order of RFC 9110
 /// section 13.2.2 against the fields of a stored 200 response.
 pub fn evaluate(stored: &HeaderMap, request: &HeaderMap) -> Precondition {
-    let etag = stored.typed_get::<ETag>();
+    let etag = tags::<ETag>(stored);
     let modified = stored.typed_get::<LastModified>().map(SystemTime::from);
     if request.contains_key(header::IF_MATCH) {
         // Strong comparison; `*` passes because a representation exists.
-        let passes = request
-            .typed_get::<IfMatch>()
-            .is_some_and(|condition| match &etag {
-                Some(etag) => condition.precondition_passes(etag),
-                None => condition == IfMatch::any(),
-            });
+        let passes = tags::<IfMatch>(request).is_some_and(|condition| match &etag {
+            Some(etag) => condition.precondition_passes(etag),
+            None => condition == IfMatch::any(),
+        });
         if !passes {
             return Precondition::Failed;
         }
@@ -48,12 +46,10 @@ pub fn evaluate(stored: &HeaderMap, request: &HeaderMap) -> Precondition {
     }
     if request.contains_key(header::IF_NONE_MATCH) {
         // Weak comparison; `*` matches the representation that exists.
-        let matched = request
-            .typed_get::<IfNoneMatch>()
-            .is_some_and(|condition| match &etag {
-                Some(etag) => !condition.precondition_passes(etag),
-                None => condition == IfNoneMatch::any(),
-            });
+        let matched = tags::<IfNoneMatch>(request).is_some_and(|condition| match &etag {
+            Some(etag) => !condition.precondition_passes(etag),
+            None => condition == IfNoneMatch::any(),
+        });
         return if matched {
             Precondition::NotModified
         } else {
@@ -76,9 +72,10 @@ pub fn range_applies(stored: &HeaderMap, request: &HeaderMap) -> bool {
         return true;
     };
     let mut values = std::iter::once(condition);
-    if let Ok(tag) = <ETag as headers::Header>::decode(&mut values) {
-        return stored
-            .typed_get::<ETag>()
+    if well_formed_tags(condition.as_bytes())
+        && let Ok(tag) = <ETag as headers::Header>::decode(&mut values)
+    {
+        return tags::<ETag>(stored)
             .is_some_and(|etag| !headers::IfRange::etag(tag).is_modified(Some(&etag), None));
     }
     let Some(since) = condition
@@ -96,6 +93,32 @@ pub fn range_applies(stored: &HeaderMap, request: &HeaderMap) -> bool {
         .map(SystemTime::from)
         .is_some_and(|date| date >= modified + Duration::from_secs(1));
     strong && since == modified
+}
+
+/// A field of entity tags, `None` when absent or when a line has a byte no
+/// entity tag may hold (RFC 9110 section 8.8.3: visible characters but
+/// `"`, and obs-text). The `headers` crate expects such bytes never to
+/// reach it.
+fn tags<H: headers::Header>(fields: &HeaderMap) -> Option<H> {
+    fields
+        .get_all(H::name())
+        .iter()
+        .all(|value| well_formed_tags(value.as_bytes()))
+        .then(|| fields.typed_get::<H>())
+        .flatten()
+}
+
+/// Whether every quoted part of `value` holds only entity-tag characters.
+fn well_formed_tags(value: &[u8]) -> bool {
+    let mut quoted = false;
+    value.iter().all(|&byte| {
+        if byte == b'"' {
+            quoted = !quoted;
+            true
+        } else {
+            !quoted || byte == 0x21 || (0x23..=0x7e).contains(&byte) || byte >= 0x80
+        }
+    })
 }
 
 #[cfg(test)]
@@ -207,5 +230,24 @@ mod tests {
             &weak_date,
             &fields(&[("if-range", MODIFIED)])
         ));
+    }
+
+    #[test]
+    fn tags_with_spaces_inside_are_not_tags() {
+        let spaced = stored("\"a b\"");
+        assert_eq!(
+            evaluate(&spaced, &fields(&[("if-none-match", "\"a b\"")])),
+            Precondition::Serve
+        );
+        let plain = stored("\"a\"");
+        assert_eq!(
+            evaluate(&plain, &fields(&[("if-none-match", "\"a\", \"b\tc\"")])),
+            Precondition::Serve
+        );
+        assert_eq!(
+            evaluate(&plain, &fields(&[("if-match", "\"a\tb\"")])),
+            Precondition::Failed
+        );
+        assert!(!range_applies(&plain, &fields(&[("if-range", "\"a \"")])));
     }
 }
