@@ -72,6 +72,46 @@ pub struct ServerConfig {
     /// among the UDP receive loops.
     #[serde(default = "default_answer_cache_size")]
     pub answer_cache_size: ByteSize,
+    /// This server's name for operators: sent in the NSID option to
+    /// queries that ask for it (RFC 5001) and answered to CHAOS TXT
+    /// `id.server` and `hostname.bind`. Unset, neither is given.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Answered to CHAOS TXT `version.bind` and `version.server`. Unset,
+    /// those queries are refused: a version tells attackers what to try.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The longest `server.identity` or `server.version`: one TXT string.
+pub const MAX_IDENTITY_LENGTH: usize = 255;
+
+impl ServerConfig {
+    /// Whether `other` differs in a setting read only at start: all but
+    /// `identity` and `version`, which apply at the next reload.
+    pub fn differs_at_start(&self, other: &Self) -> bool {
+        let at_start = |config: &Self| Self {
+            identity: None,
+            version: None,
+            ..config.clone()
+        };
+        at_start(self) != at_start(other)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [("identity", &self.identity), ("version", &self.version)] {
+            if let Some(value) = value
+                && (value.is_empty() || value.len() > MAX_IDENTITY_LENGTH)
+            {
+                return Err(format!(
+                    "server.{key}: {} bytes; give 1 to {MAX_IDENTITY_LENGTH}, or leave it out",
+                    value.len()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -84,6 +124,8 @@ impl Default for ServerConfig {
             tcp_max_connections: default_tcp_max_connections(),
             tcp_max_connections_per_client: default_tcp_max_connections_per_client(),
             answer_cache_size: default_answer_cache_size(),
+            identity: None,
+            version: None,
         }
     }
 }

@@ -130,12 +130,15 @@ impl Daemon {
         let mut snapshot = result?;
         let current = self.snapshot.load();
         snapshot.follow_serials(&current);
-        if snapshot.config.server != current.config.server
+        if snapshot
+            .config
+            .server
+            .differs_at_start(&current.config.server)
             || snapshot.config.admin != current.config.admin
             || snapshot.config.cluster != current.config.cluster
         {
             tracing::warn!(
-                "[server], [admin] and [cluster] changes take effect at the next restart"
+                "[server] (but identity and version), [admin] and [cluster] changes take effect at the next restart"
             );
         }
         self.health.reconcile(&snapshot.health_checks());

@@ -88,6 +88,7 @@ impl Snapshot {
             etcd.validate()?;
         }
         config.admin.validate().map_err(anyhow::Error::msg)?;
+        config.server.validate().map_err(anyhow::Error::msg)?;
         let health_sections = std::iter::once(("health", &config.health)).chain(
             config.services.values().filter_map(|service| {
                 service

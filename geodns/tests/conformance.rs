@@ -248,3 +248,88 @@ fn ipv6_scopes_never_take_in_an_alias_range() {
         assert!(scope >= 32, "scope /{scope} covers Teredo");
     }
 }
+
+/// The NSID option's payload in `reply`, if it has one.
+fn nsid_of(reply: &[u8]) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let message = Message::from_vec(reply).expect("reply decodes");
+    match message.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(payload) => Some(payload.as_ref().to_vec()),
+        _ => None,
+    }
+}
+
+/// A CHAOS TXT query for `name` over UDP.
+fn ask_chaos(server: SocketAddr, name: &str) -> Message {
+    let mut message = Ask::new(name, RecordType::TXT).without_edns().message();
+    message.queries[0].query_class = hickory_proto::rr::DNSClass::CH;
+    let reply = exchange_udp(server, &message.to_vec().unwrap()).expect("reply");
+    Message::from_vec(&reply).unwrap()
+}
+
+fn txt_of(reply: &Message) -> String {
+    match &reply.answers[0].data {
+        RData::TXT(txt) => txt.to_string(),
+        other => panic!("not TXT: {other:?}"),
+    }
+}
+
+#[test]
+fn identity_in_nsid_and_chaos_names_when_configured() {
+    let (dns, admin) = addresses_for_new_server();
+    let with = |extra: &str| {
+        config(dns, admin, EDGES, "").replacen(
+            "tcp_max_connections = 8\n",
+            &format!("tcp_max_connections = 8\n{extra}"),
+            1,
+        )
+    };
+    let geodns = Geodns::start_with(dns, admin, &with("identity = \"ns1-test\"\n"));
+    let ask = Ask::new("www.cdn.test", RecordType::A).subnet("192.0.2.0", 24);
+    let asking = with_opt_rdata(
+        &Ask::new("www.cdn.test", RecordType::A),
+        &edns_option(3, &[]),
+    );
+    // Asked for, over UDP (twice: the second could come from the answer
+    // cache) and TCP; never to queries that did not ask.
+    for _ in 0..2 {
+        let reply = exchange_udp(geodns.dns, &asking).expect("reply");
+        assert_eq!(nsid_of(&reply).as_deref(), Some(&b"ns1-test"[..]));
+    }
+    let reply = exchange_tcp(geodns.dns, &asking).expect("reply");
+    assert_eq!(nsid_of(&reply).as_deref(), Some(&b"ns1-test"[..]));
+    let plain = exchange_udp(geodns.dns, &ask.message().to_vec().unwrap()).expect("reply");
+    assert_eq!(nsid_of(&plain), None);
+
+    for name in ["id.server", "hostname.bind", "ID.Server"] {
+        let reply = ask_chaos(geodns.dns, name);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
+        assert_eq!(txt_of(&reply), "ns1-test");
+        assert_eq!(reply.answers[0].dns_class, hickory_proto::rr::DNSClass::CH);
+    }
+    // No version configured: refused, as is any other CHAOS name.
+    for name in ["version.bind", "authors.bind"] {
+        let reply = ask_chaos(geodns.dns, name);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::Refused,
+            "{name}"
+        );
+    }
+    // Both apply at a reload.
+    reload(
+        &geodns,
+        &with("identity = \"ns1-new\"\nversion = \"geodns test\"\n"),
+    );
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        let reply = ask_chaos(geodns.dns, "version.bind");
+        reply.metadata.response_code == ResponseCode::NoError && txt_of(&reply) == "geodns test"
+    }));
+    let reply = exchange_udp(geodns.dns, &asking).expect("reply");
+    assert_eq!(nsid_of(&reply).as_deref(), Some(&b"ns1-new"[..]));
+    assert!(!geodns.log().contains("take effect at the next restart"));
+}

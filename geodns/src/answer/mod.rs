@@ -11,6 +11,7 @@
 //! clients over TCP.
 
 mod cache;
+mod chaos;
 mod ecs;
 mod geo;
 mod wire;
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 use ipnet::IpNet;
 use prometheus_client::metrics::counter::Counter;
@@ -86,6 +88,8 @@ struct Answered {
     counters: Vec<Counter>,
     /// Whether the answer may be served to other clients from the cache.
     cacheable: bool,
+    /// The NSID option's payload, when the query asked and we have one.
+    nsid: Option<String>,
 }
 
 impl Answered {
@@ -105,6 +109,7 @@ impl Answered {
             scope: None,
             counters: Vec::new(),
             cacheable: false,
+            nsid: None,
         }
     }
 
@@ -284,28 +289,40 @@ impl Responder {
         };
         self.ecs_counter(ecs.is_some()).inc();
         let query = &request.queries[0];
-        let mut answered =
-            if query.query_class() != DNSClass::IN && query.query_class() != DNSClass::ANY {
-                Answered::new(request, ResponseCode::Refused)
-            } else {
-                match query.query_type() {
-                    RecordType::AXFR | RecordType::IXFR => {
-                        self.transfer(snapshot, request, peer, transport)
-                    }
-                    _ => {
-                        let client = ecs
-                            .as_ref()
-                            .and_then(ClientSubnetQuery::locate_address)
-                            .unwrap_or(peer);
-                        let mut answered = self.lookup(snapshot, request, client);
-                        // Names outside our zones are never cached: anyone
-                        // can make up as many as they like.
-                        answered.cacheable = answered.rcode() != ResponseCode::Refused;
-                        answered
-                    }
+        let mut answered = if query.query_class() == DNSClass::CH {
+            let (rcode, record) = chaos::answer(request, &snapshot.config.server);
+            let mut answered = Answered::new(request, rcode);
+            answered.message.metadata.authoritative = record.is_some();
+            answered.message.answers.extend(record);
+            answered
+        } else if query.query_class() != DNSClass::IN && query.query_class() != DNSClass::ANY {
+            Answered::new(request, ResponseCode::Refused)
+        } else {
+            match query.query_type() {
+                RecordType::AXFR | RecordType::IXFR => {
+                    self.transfer(snapshot, request, peer, transport)
                 }
-            };
+                _ => {
+                    let client = ecs
+                        .as_ref()
+                        .and_then(ClientSubnetQuery::locate_address)
+                        .unwrap_or(peer);
+                    let mut answered = self.lookup(snapshot, request, client);
+                    // Names outside our zones are never cached: anyone
+                    // can make up as many as they like.
+                    answered.cacheable = answered.rcode() != ResponseCode::Refused;
+                    answered
+                }
+            }
+        };
         answered.ecs = ecs;
+        // RFC 5001: the identity goes only to queries that ask for it.
+        answered.nsid = snapshot
+            .config
+            .server
+            .identity
+            .clone()
+            .filter(|_| edns.is_some_and(|edns| edns.option(EdnsCode::NSID).is_some()));
         answered
     }
 
@@ -455,6 +472,7 @@ impl Responder {
             mut message,
             ecs,
             scope,
+            nsid,
             ..
         } = answered;
         let limit = match (transport, &request.edns) {
@@ -483,6 +501,9 @@ impl Responder {
                     scope.unwrap_or(0)
                 };
                 edns.options_mut().insert(ecs.reply(scope));
+            }
+            if let Some(payload) = nsid.and_then(|nsid| NSIDPayload::new(nsid).ok()) {
+                edns.options_mut().insert(EdnsOption::NSID(payload));
             }
             message.set_edns(edns);
         }

@@ -15,6 +15,8 @@ const MAX_NAME: usize = 255;
 const HEADER: usize = 12;
 const TYPE_OPT: u16 = 41;
 const OPTION_ECS: u16 = 8;
+/// NSID (RFC 5001): answered on the full path, which adds the identity.
+const OPTION_NSID: u16 = 3;
 const CLASS_IN: u16 = 1;
 
 /// A plain query, borrowed from the packet.
@@ -323,6 +325,9 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
         let code = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
         let length = usize::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
         let data = rest.get(4..4 + length)?;
+        if code == OPTION_NSID {
+            return None;
+        }
         if code == OPTION_ECS {
             if ecs.is_some() {
                 return None;
