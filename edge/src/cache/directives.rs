@@ -15,7 +15,7 @@
 use hyper::header::HeaderValue;
 
 /// Largest delta-seconds value kept (RFC 9111 section 1.2.2).
-const MAX_DELTA_SECONDS: u64 = 1 << 31;
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// The directives a shared cache acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,6 +12,26 @@ use super::directives::Directives;
 /// itself, its LRU node and map slot.
 pub const ENTRY_OVERHEAD: usize = 256;
 
+/// The `Age` the origin gave: the first member when a proxy appended
+/// more (RFC 9111 section 5.1), capped at the delta-seconds maximum of
+/// section 1.2.2 (2^31) when larger.
+pub fn age_field(headers: &HeaderMap) -> Duration {
+    headers
+        .get(hyper::header::AGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.split(',').next())
+        .map(str::trim)
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+        .map_or(Duration::ZERO, |digits| {
+            Duration::from_secs(
+                digits
+                    .parse::<u64>()
+                    .unwrap_or(super::directives::MAX_DELTA_SECONDS)
+                    .min(super::directives::MAX_DELTA_SECONDS),
+            )
+        })
+}
+
 /// One stored response.
 #[derive(Debug, Clone)]
 pub struct StoredResponse {

@@ -9,7 +9,7 @@
 //! acceptable codings, lowercased and sorted, so that the spellings clients
 //! use for the same preference share one variant.
 
-use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The normalised value of every `name` line of `request`, or `None` when
 /// the request has none.
@@ -31,6 +31,32 @@ pub fn request_value(request: &HeaderMap, name: &HeaderName) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ")
     })
+}
+
+/// The request fields a response's `Vary` names (every line, sorted, each
+/// once), with the values `request` has for them: what a stored variant is
+/// matched against.
+pub fn stored_values(
+    response: &HeaderMap,
+    request: &HeaderMap,
+) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    let mut names: Vec<HeaderName> = response
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let value =
+                request_value(request, &name).and_then(|value| HeaderValue::from_str(&value).ok());
+            (name, value)
+        })
+        .collect()
 }
 
 /// Cookie pairs of every line, in order, joined with "; ".

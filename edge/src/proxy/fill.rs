@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
 use super::fill_budget::Reservation;
@@ -16,9 +16,9 @@ use super::{
     Body, CacheStatus, Edge, FromPeer, Outcome, boxed_error, coalesce, empty_body, error_response,
     origin_error_response,
 };
-use crate::cache::StoredResponse;
 use crate::cache::directives::Directives;
 use crate::cache::policy::{self, Storability};
+use crate::cache::{StoredResponse, entry, vary};
 
 impl Edge {
     /// Fetches for the cache: a GET without the client's validators and
@@ -179,8 +179,8 @@ impl Edge {
                 }
                 let stored = StoredResponse {
                     status: head.status,
-                    vary: vary_values(&head.headers, &parts.headers),
-                    age_value: age_header(&head.headers),
+                    vary: vary::stored_values(&head.headers, &parts.headers),
+                    age_value: entry::age_field(&head.headers),
                     headers: owned_headers(&head.headers),
                     body: if reservation.grow_to(bytes.len() * 2) {
                         // The sealed copy exists beside the buffer until sealed.
@@ -350,7 +350,7 @@ impl Edge {
         };
         StoredResponse {
             status: stale.status,
-            age_value: age_header(&headers),
+            age_value: entry::age_field(&headers),
             headers,
             body: stale.body.clone(),
             request_time,
@@ -403,52 +403,6 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
         }
     }
     owned
-}
-
-/// The `Age` the origin gave: the first member when a proxy appended
-/// more (RFC 9111 section 5.1), capped at the delta-seconds maximum of
-/// section 1.2.2 (2^31) when larger.
-fn age_header(headers: &HeaderMap) -> Duration {
-    headers
-        .get(header::AGE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.split(',').next())
-        .map(str::trim)
-        .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
-        .map_or(Duration::ZERO, |digits| {
-            Duration::from_secs(
-                digits
-                    .parse::<u64>()
-                    .unwrap_or(MAX_DELTA_SECONDS)
-                    .min(MAX_DELTA_SECONDS),
-            )
-        })
-}
-
-/// The largest delta-seconds value a cache needs to keep (RFC 9111 1.2.2).
-const MAX_DELTA_SECONDS: u64 = 1 << 31;
-
-fn vary_values(
-    response: &HeaderMap,
-    request: &HeaderMap,
-) -> Vec<(HeaderName, Option<HeaderValue>)> {
-    let mut names: Vec<HeaderName> = response
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|text| text.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    names.dedup();
-    names
-        .into_iter()
-        .map(|name| {
-            let value = crate::cache::vary::request_value(request, &name)
-                .and_then(|value| HeaderValue::from_str(&value).ok());
-            (name, value)
-        })
-        .collect()
 }
 
 /// Steps in which an unsized body reserves fill memory.

@@ -30,7 +30,7 @@ mod headers;
 mod origin;
 mod pass;
 pub mod peer_check;
-mod respond;
+pub mod respond;
 mod ring;
 
 use std::net::IpAddr;
