@@ -81,6 +81,82 @@ pub struct ServerConfig {
     /// those queries are refused: a version tells attackers what to try.
     #[serde(default)]
     pub version: Option<String>,
+    /// Response rate limiting of UDP answers.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Response rate limiting (as BIND, Knot and NSD have it): UDP responses
+/// to one client prefix of one class (an answer for one name and type, the
+/// negative answers of one zone, errors) beyond `responses_per_second` are
+/// dropped, but every `slip`-th of them is sent truncated so that a real
+/// client behind the prefix retries over TCP. TCP is never limited: its
+/// handshake proves the address.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Responses per second and class for one client prefix (also the
+    /// burst); 0 turns rate limiting off.
+    #[serde(default = "default_responses_per_second")]
+    pub responses_per_second: u32,
+    /// Every this many limited responses, one is sent truncated; 0 sends
+    /// none (pure drop), 1 truncates them all.
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+    /// IPv4 clients are grouped by this prefix.
+    #[serde(default = "default_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Buckets of the table; prefixes and classes beyond it share buckets
+    /// (memory stays fixed whatever the flood).
+    #[serde(default = "default_rate_limit_table_size")]
+    pub table_size: usize,
+    /// Clients never limited. Loopback by default: its addresses cannot be
+    /// spoofed from outside.
+    #[serde(default = "default_rate_limit_exempt")]
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            responses_per_second: default_responses_per_second(),
+            slip: default_slip(),
+            ipv4_prefix: default_ipv4_prefix(),
+            ipv6_prefix: default_ipv6_prefix(),
+            table_size: default_rate_limit_table_size(),
+            exempt: default_rate_limit_exempt(),
+        }
+    }
+}
+
+fn default_responses_per_second() -> u32 {
+    200
+}
+
+fn default_slip() -> u32 {
+    2
+}
+
+fn default_ipv4_prefix() -> u8 {
+    24
+}
+
+fn default_ipv6_prefix() -> u8 {
+    56
+}
+
+fn default_rate_limit_table_size() -> usize {
+    1 << 16
+}
+
+fn default_rate_limit_exempt() -> Vec<ipnet::IpNet> {
+    vec![
+        "127.0.0.0/8".parse().expect("IPv4 loopback"),
+        "::1/128".parse().expect("IPv6 loopback"),
+    ]
 }
 
 /// The longest `server.identity` or `server.version`: one TXT string.
@@ -110,6 +186,20 @@ impl ServerConfig {
                 ));
             }
         }
+        let limit = &self.rate_limit;
+        if limit.ipv4_prefix > 32 || limit.ipv6_prefix > 128 {
+            return Err(format!(
+                "server.rate_limit: prefixes /{} and /{} do not fit IPv4 (at most 32) and IPv6 (at most 128)",
+                limit.ipv4_prefix, limit.ipv6_prefix
+            ));
+        }
+        if limit.table_size == 0 || limit.table_size > 1 << 24 {
+            return Err(format!(
+                "server.rate_limit.table_size: {}; give 1 to {}",
+                limit.table_size,
+                1 << 24
+            ));
+        }
         Ok(())
     }
 }
@@ -126,6 +216,7 @@ impl Default for ServerConfig {
             answer_cache_size: default_answer_cache_size(),
             identity: None,
             version: None,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::Responder;
+use crate::answer::rate_limit::RateLimiter;
 use crate::cluster::ClusterView;
 use crate::config::DEFAULT_ADMIN_PORT;
 use crate::health::HealthTable;
@@ -72,6 +73,7 @@ impl Daemon {
             health.clone(),
             metrics.clone(),
             server_config.max_udp_payload,
+            RateLimiter::new(&server_config.rate_limit),
         );
         let dns = DnsServer::start(&server_config, responder, metrics.clone(), shutdown.clone())?;
         let router = crate::admin::router(

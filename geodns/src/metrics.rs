@@ -148,6 +148,10 @@ pub struct DnsMetrics {
     tcp_evicted: Family<EvictionLabels, Counter>,
     /// Shared by every UDP receive loop's answer cache.
     pub answer_cache: CacheMetrics,
+    /// UDP responses over the rate limit sent truncated (TC) instead.
+    pub rate_limit_slipped: Counter,
+    /// UDP responses over the rate limit not sent.
+    pub rate_limit_dropped: Counter,
 }
 
 /// Per-service counters, resolved once per snapshot.
@@ -214,6 +218,8 @@ impl DnsMetrics {
             tcp_evicted: Family::default(),
             reloads: Family::default(),
             answer_cache: CacheMetrics::default(),
+            rate_limit_slipped: Counter::default(),
+            rate_limit_dropped: Counter::default(),
         };
         registry.register(
             "dns_queries",
@@ -289,6 +295,16 @@ impl DnsMetrics {
             "dns_tcp_connections_evicted",
             "Idle TCP connections closed to make room, by reason (table full, client at its limit)",
             metrics.tcp_evicted.clone(),
+        );
+        registry.register(
+            "dns_rate_limit_slipped",
+            "UDP responses over server.rate_limit sent truncated instead, so real clients retry over TCP",
+            metrics.rate_limit_slipped.clone(),
+        );
+        registry.register(
+            "dns_rate_limit_dropped",
+            "UDP responses over server.rate_limit not sent",
+            metrics.rate_limit_dropped.clone(),
         );
         registry.register(
             "config_reloads",

@@ -340,3 +340,69 @@ fn one_client_cannot_hold_more_than_its_tcp_connections() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_flood_from_one_prefix_is_rate_limited_with_slips_while_other_prefixes_are_answered() {
+    let address = IpAddr::V4(unique_loopback());
+    let dns = SocketAddr::new(address, 5300);
+    let admin = SocketAddr::new(address, 9300);
+    // Loopback is exempt by default; here it stands for the internet.
+    let extra = "[server.rate_limit]\nresponses_per_second = 10\nslip = 2\nexempt = []\n";
+    let geodns = Geodns::start_with(dns, admin, &config(dns, admin, EDGES, extra));
+    let query = Ask::new("static.cdn.test", RecordType::A)
+        .message()
+        .to_vec()
+        .unwrap();
+
+    let flooder = UdpSocket::bind("127.77.1.50:0").unwrap();
+    flooder
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    const SENT: usize = 300;
+    for _ in 0..SENT {
+        flooder.send_to(&query, dns).unwrap();
+    }
+    let (mut answered, mut truncated) = (0, 0);
+    let mut buffer = [0u8; 4096];
+    while let Ok((length, _)) = flooder.recv_from(&mut buffer) {
+        let reply = hickory_proto::op::Message::from_vec(&buffer[..length]).expect("decodes");
+        if reply.metadata.truncation {
+            assert!(reply.answers.is_empty());
+            assert_eq!(reply.queries.len(), 1, "the question stays");
+            truncated += 1;
+        } else {
+            assert_eq!(reply.answers.len(), 1);
+            answered += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        answered >= 10 && answered <= 10 * (seconds + 2),
+        "{answered} full answers in {seconds} s"
+    );
+    let limited = SENT - answered;
+    assert!(
+        truncated >= limited / 2 - 10 && truncated <= limited / 2 + 10,
+        "{truncated} of {limited} limited responses slipped"
+    );
+    assert!(sample(&geodns, "dns_rate_limit_dropped_total") >= (limited / 2 - 10) as u64);
+    assert_eq!(
+        sample(&geodns, "dns_rate_limit_slipped_total"),
+        truncated as u64
+    );
+
+    // Another prefix is unaffected, and the flooded one gets its answer
+    // over TCP, which is never limited.
+    let other = UdpSocket::bind("127.77.2.50:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    other.send_to(&query, dns).unwrap();
+    let (length, _) = other.recv_from(&mut buffer).expect("answered");
+    let reply = hickory_proto::op::Message::from_vec(&buffer[..length]).unwrap();
+    assert!(!reply.metadata.truncation);
+    assert_eq!(reply.answers.len(), 1);
+    let tcp = e2e::dns::ask_tcp(dns, &Ask::new("static.cdn.test", RecordType::A));
+    assert_eq!(tcp.answers.len(), 1);
+}

@@ -49,6 +49,8 @@ pub struct Cached {
     pub scope: u8,
     /// Counters the full path bumped for this answer, bumped again per hit.
     pub counters: Box<[Counter]>,
+    /// What the rate limiter charges it to.
+    pub class: super::rate_limit::ResponseClass,
 }
 
 impl Cached {
@@ -227,6 +229,7 @@ mod tests {
             template: vec![byte; 100].into(),
             scope,
             counters: Box::new([]),
+            class: crate::answer::rate_limit::ResponseClass::MALFORMED,
         }
     }
 

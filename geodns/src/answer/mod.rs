@@ -14,6 +14,7 @@ mod cache;
 mod chaos;
 mod ecs;
 mod geo;
+pub mod rate_limit;
 mod wire;
 
 use std::net::IpAddr;
@@ -38,6 +39,7 @@ use crate::health::HealthTable;
 use crate::metrics::{DnsMetrics, Transport};
 use crate::snapshot::Snapshot;
 use crate::zone::Resolution;
+use rate_limit::{RateLimiter, ResponseClass, Verdict};
 
 /// CNAME hops followed inside our zones before giving up.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -54,6 +56,8 @@ pub struct Responder {
     ecs_present: Counter,
     ecs_absent: Counter,
     malformed: Arc<MalformedWarnings>,
+    /// UDP response rate limiting; `None` when off.
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Warnings about malformed queries, one line per reason every ten seconds
@@ -90,6 +94,8 @@ struct Answered {
     cacheable: bool,
     /// The NSID option's payload, when the query asked and we have one.
     nsid: Option<String>,
+    /// What the rate limiter charges it to.
+    class: ResponseClass,
 }
 
 impl Answered {
@@ -110,6 +116,7 @@ impl Answered {
             counters: Vec::new(),
             cacheable: false,
             nsid: None,
+            class: ResponseClass::MALFORMED,
         }
     }
 
@@ -119,12 +126,13 @@ impl Answered {
 }
 
 impl Responder {
-    /// A responder over `snapshot`.
+    /// A responder over `snapshot`, its UDP answers limited by `limiter`.
     pub fn new(
         snapshot: Arc<ArcSwap<Snapshot>>,
         health: Arc<HealthTable>,
         metrics: Arc<DnsMetrics>,
         max_udp_payload: u16,
+        limiter: Option<RateLimiter>,
     ) -> Self {
         Self {
             snapshot,
@@ -134,6 +142,7 @@ impl Responder {
             metrics,
             max_udp_payload: max_udp_payload.max(512),
             malformed: Arc::new(MalformedWarnings::new()),
+            limiter: limiter.map(Arc::new),
         }
     }
 
@@ -148,10 +157,10 @@ impl Responder {
     ) -> bool {
         let started = Instant::now();
         let Some(view) = QueryView::parse(packet) else {
-            return match self.respond(packet, peer, Transport::Udp) {
-                Some(bytes) => {
+            return match self.respond_classified(packet, peer, Transport::Udp) {
+                Some((bytes, class)) => {
                     *out = bytes;
-                    true
+                    self.within_rate(peer, class, out)
                 }
                 None => false,
             };
@@ -171,7 +180,7 @@ impl Responder {
             });
             self.ecs_counter(ecs.is_some()).inc();
             self.metrics.latency(started.elapsed());
-            return true;
+            return self.within_rate(peer, cached.class, out);
         }
         let Ok(request) = Message::from_vec(packet) else {
             return false;
@@ -185,17 +194,49 @@ impl Responder {
             let block = IpNet::new(client, prefix).unwrap_or_else(|_| IpNet::from(client));
             cache.insert(view.key(), block, cached);
         }
+        let class = answered.class;
         let Some(bytes) = self.finish(&request, answered, Transport::Udp) else {
             return false;
         };
         *out = bytes;
         self.metrics.latency(started.elapsed());
-        true
+        self.within_rate(peer, class, out)
+    }
+
+    /// Applies the rate limit to the UDP response in `out` for `peer`:
+    /// `false` when it is not to be sent, `out` truncated when it slips.
+    fn within_rate(&self, peer: IpAddr, class: ResponseClass, out: &mut Vec<u8>) -> bool {
+        let Some(limiter) = &self.limiter else {
+            return true;
+        };
+        match limiter.check(peer, class) {
+            Verdict::Send => true,
+            Verdict::Slip => {
+                rate_limit::truncate(out);
+                self.metrics.rate_limit_slipped.inc();
+                true
+            }
+            Verdict::Drop => {
+                self.metrics.rate_limit_dropped.inc();
+                false
+            }
+        }
     }
 
     /// The response to any packet (the full path), or `None` to send
     /// nothing (too short to answer, or itself a response).
     pub fn respond(&self, packet: &[u8], peer: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+        self.respond_classified(packet, peer, transport)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Responder::respond`], with the class the rate limiter charges.
+    fn respond_classified(
+        &self,
+        packet: &[u8],
+        peer: IpAddr,
+        transport: Transport,
+    ) -> Option<(Vec<u8>, ResponseClass)> {
         let started = Instant::now();
         let Some(header) = packet.get(..12) else {
             self.metrics.dropped();
@@ -216,14 +257,16 @@ impl Responder {
                 self.metrics
                     .query_counter(transport, RecordType::Unknown(0), ResponseCode::FormErr)
                     .inc();
-                return wire::format_error(packet, &raw, self.max_udp_payload);
+                return wire::format_error(packet, &raw, self.max_udp_payload)
+                    .map(|bytes| (bytes, ResponseClass::MALFORMED));
             }
         };
         let snapshot = self.snapshot.load();
         let answered = self.answer(&snapshot, &request, &raw, peer, transport);
+        let class = answered.class;
         let bytes = self.finish(&request, answered, transport);
         self.metrics.latency(started.elapsed());
-        bytes
+        bytes.map(|bytes| (bytes, class))
     }
 
     fn ecs_counter(&self, present: bool) -> &Counter {
@@ -248,6 +291,7 @@ impl Responder {
             .first()
             .map_or(RecordType::Unknown(0), Query::query_type);
         let mut answered = self.compose(snapshot, request, raw, peer, transport);
+        answered.class = ResponseClass::of(&answered.message);
         answered.counters.push(
             self.metrics
                 .query_counter(transport, qtype, answered.rcode()),
@@ -592,5 +636,6 @@ fn template(answered: &Answered) -> Option<Cached> {
         template: bytes.into_boxed_slice(),
         scope: answered.scope.unwrap_or(0),
         counters: answered.counters.clone().into_boxed_slice(),
+        class: answered.class,
     })
 }
