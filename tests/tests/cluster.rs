@@ -429,6 +429,33 @@ async fn ctl_drain_moves_answers_on_every_geodns() {
     );
 
     lab.ctl(&["pool", "eu-1"]);
+    // A name no geodns knows is refused with the names it does know...
+    let typo = Command::new(binary("geodns"))
+        .args([
+            "ctl",
+            "--endpoints",
+            &lab.etcd.endpoints().join(","),
+            "drain",
+            "eu-l",
+        ])
+        .output()
+        .unwrap();
+    assert!(!typo.status.success(), "drain of an unknown edge succeeded");
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains("eu-l") && said.contains("eu-1") && said.contains("--force"),
+        "{said}"
+    );
+    // ...unless forced, and such drains show in the members list.
+    lab.ctl(&["drain", "eu-9", "--force"]);
+    let members = lab.ctl(&["members"]);
+    assert!(
+        members
+            .lines()
+            .any(|line| line.starts_with("eu-9") && line.contains("not announced drained")),
+        "{members}"
+    );
+    lab.ctl(&["pool", "eu-9"]);
     for geodns in [&first, &second] {
         geodns.expect_answer(
             &[eu.address],

@@ -49,18 +49,29 @@ impl Control {
         Ok(deleted.deleted() > 0)
     }
 
-    /// Announced edges with the operator's state of each, sorted by name.
-    pub async fn members(&mut self) -> Result<Vec<(MemberRecord, bool)>, ClusterError> {
+    /// Names of the edges an operator drained, announced or not.
+    pub async fn drained(&mut self) -> Result<Vec<String>, ClusterError> {
         let keys = self.config.keys();
-        let prefix = Some(GetOptions::new().with_prefix());
-        let members = self.client.get(keys.members(), prefix.clone()).await?;
-        let admin = self.client.get(keys.admin(), prefix).await?;
-        let drained: Vec<String> = admin
+        let admin = self
+            .client
+            .get(keys.admin(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let mut names: Vec<String> = admin
             .kvs()
             .iter()
             .filter_map(|kv| kv.key_str().ok())
             .filter_map(|key| keys.name_in(&keys.admin(), key).map(str::to_string))
             .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Announced edges with the operator's state of each, sorted by name.
+    pub async fn members(&mut self) -> Result<Vec<(MemberRecord, bool)>, ClusterError> {
+        let keys = self.config.keys();
+        let prefix = Some(GetOptions::new().with_prefix());
+        let members = self.client.get(keys.members(), prefix).await?;
+        let drained = self.drained().await?;
         let mut list = Vec::new();
         for kv in members.kvs() {
             let key = kv.key_str().unwrap_or_default();

@@ -1,5 +1,6 @@
 //! `geodns ctl`: cluster-wide operations through etcd.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -24,22 +25,37 @@ pub struct EtcdArgs {
     pub prefix: String,
 }
 
+/// Where etcd is, and the edges the config file lists (none with
+/// `--endpoints`).
+struct Target {
+    etcd: EtcdConfig,
+    configured: BTreeSet<String>,
+}
+
 impl EtcdArgs {
-    fn etcd(&self) -> anyhow::Result<EtcdConfig> {
+    fn target(&self) -> anyhow::Result<Target> {
         if let Some(path) = &self.config {
             let config: Config = shared::config::load(path)?;
+            let configured = config
+                .services
+                .values()
+                .flat_map(|service| service.edges.iter().map(|edge| edge.name.clone()))
+                .collect();
             let mut etcd = config
                 .cluster
                 .with_context(|| format!("{}: no [cluster] section", path.display()))?;
             etcd.resolve_paths(path.parent().unwrap_or(std::path::Path::new(".")));
-            return Ok(etcd);
+            return Ok(Target { etcd, configured });
         }
         if self.endpoints.is_empty() {
             anyhow::bail!("give --config FILE (with a [cluster] section) or --endpoints URL,...");
         }
         let etcd = EtcdConfig::new(self.endpoints.clone(), self.prefix.clone());
         etcd.validate()?;
-        Ok(etcd)
+        Ok(Target {
+            etcd,
+            configured: BTreeSet::new(),
+        })
     }
 }
 
@@ -50,11 +66,15 @@ pub enum CtlCommand {
     Members,
     /// Stop sending new clients to EDGE, on every geodns, until `pool`.
     Drain {
-        /// Edge name (announced or configured).
+        /// Edge name (announced, or configured in the --config file).
         edge: String,
         /// Note for other operators.
         #[arg(long)]
         reason: Option<String>,
+        /// Drain it even though no geodns knows it yet (an edge about to
+        /// join, or one configured only on other servers).
+        #[arg(long)]
+        force: bool,
     },
     /// Undo `drain`.
     Pool {
@@ -81,7 +101,7 @@ pub enum CtlCommand {
 impl CtlCommand {
     /// Runs against the etcd named by `args`.
     pub fn run(self, args: &EtcdArgs, out: &mut impl Write) -> anyhow::Result<()> {
-        let etcd = args.etcd()?;
+        let Target { etcd, configured } = args.target()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -92,10 +112,13 @@ impl CtlCommand {
             match self {
                 Self::Members => {
                     let members = control.members().await?;
-                    if members.is_empty() {
+                    let drained = control.drained().await?;
+                    if members.is_empty() && configured.is_empty() {
                         writeln!(out, "no edges announced under {}", etcd.prefix)?;
                     }
-                    for (member, drained) in members {
+                    let announced: BTreeSet<&str> =
+                        members.iter().map(|(member, _)| member.name.as_str()).collect();
+                    for (member, drained) in &members {
                         let addresses: Vec<String> = member
                             .ipv4
                             .iter()
@@ -109,13 +132,45 @@ impl CtlCommand {
                             member.service,
                             member.region,
                             member.status,
-                            if drained { " drained" } else { "" },
+                            if *drained { " drained" } else { "" },
                             addresses.join(","),
                             member.admin_url,
                         )?;
                     }
+                    // Edges of the config file that are not announced, and
+                    // drains of edges nobody knows (yet).
+                    for name in configured.iter().filter(|name| !announced.contains(name.as_str())) {
+                        let state = if drained.contains(name) { " drained" } else { "" };
+                        writeln!(out, "{name:<16} configured{state}")?;
+                    }
+                    for name in drained
+                        .iter()
+                        .filter(|name| !announced.contains(name.as_str()) && !configured.contains(*name))
+                    {
+                        writeln!(out, "{name:<16} not announced drained")?;
+                    }
                 }
-                Self::Drain { edge, reason } => {
+                Self::Drain {
+                    edge,
+                    reason,
+                    force,
+                } => {
+                    if !force && !configured.contains(&edge) {
+                        let members = control.members().await?;
+                        if !members.iter().any(|(member, _)| member.name == edge) {
+                            let mut known: Vec<String> =
+                                members.into_iter().map(|(member, _)| member.name).collect();
+                            known.extend(configured.iter().cloned());
+                            known.sort();
+                            known.dedup();
+                            anyhow::bail!(
+                                "no edge {edge:?} is announced under {}{} (known: {}); check the name, or give --force to drain it before it joins",
+                                etcd.prefix,
+                                if args.config.is_some() { " or configured" } else { "" },
+                                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                            );
+                        }
+                    }
                     control.drain(&edge, reason).await?;
                     writeln!(
                         out,
