@@ -124,6 +124,7 @@ pub fn responder() -> &'static Responder {
             1232,
             // Off: both paths of one query must answer alike.
             None,
+            geodns::answer::cookie::ServerCookies::new([7; 16]),
         )
     })
 }

@@ -84,6 +84,12 @@ pub struct ServerConfig {
     /// Response rate limiting of UDP answers.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// The key of DNS server cookies (RFC 9018), 32 hexadecimal digits:
+    /// give every server of an NS set or anycast address the same one, so
+    /// that each accepts the cookies of the others. Unset, a random key is
+    /// drawn at start.
+    #[serde(default)]
+    pub cookie_secret: Option<String>,
 }
 
 /// Response rate limiting (as BIND, Knot and NSD have it): UDP responses
@@ -174,8 +180,28 @@ impl ServerConfig {
         at_start(self) != at_start(other)
     }
 
+    /// The configured cookie secret, or an error saying what is wrong.
+    pub fn cookie_secret(&self) -> Result<Option<[u8; 16]>, String> {
+        let Some(text) = &self.cookie_secret else {
+            return Ok(None);
+        };
+        let digits = text.trim();
+        let parsed = (digits.len() == 32 && digits.is_ascii())
+            .then(|| {
+                (0..16)
+                    .map(|at| u8::from_str_radix(&digits[at * 2..at * 2 + 2], 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten()
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok());
+        parsed.map(Some).ok_or_else(|| {
+            "server.cookie_secret: give 32 hexadecimal digits (16 bytes), e.g. from `openssl rand -hex 16`".to_string()
+        })
+    }
+
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), String> {
+        self.cookie_secret()?;
         for (key, value) in [("identity", &self.identity), ("version", &self.version)] {
             if let Some(value) = value
                 && (value.is_empty() || value.len() > MAX_IDENTITY_LENGTH)
@@ -217,6 +243,7 @@ impl Default for ServerConfig {
             identity: None,
             version: None,
             rate_limit: RateLimitConfig::default(),
+            cookie_secret: None,
         }
     }
 }

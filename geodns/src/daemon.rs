@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::Responder;
+use crate::answer::cookie::ServerCookies;
 use crate::answer::rate_limit::RateLimiter;
 use crate::cluster::ClusterView;
 use crate::config::DEFAULT_ADMIN_PORT;
@@ -74,6 +75,12 @@ impl Daemon {
             metrics.clone(),
             server_config.max_udp_payload,
             RateLimiter::new(&server_config.rate_limit),
+            ServerCookies::new(
+                server_config
+                    .cookie_secret()
+                    .map_err(anyhow::Error::msg)?
+                    .unwrap_or_else(rand::random),
+            ),
         );
         let dns = DnsServer::start(&server_config, responder, metrics.clone(), shutdown.clone())?;
         let router = crate::admin::router(

@@ -406,3 +406,50 @@ fn a_flood_from_one_prefix_is_rate_limited_with_slips_while_other_prefixes_are_a
     let tcp = e2e::dns::ask_tcp(dns, &Ask::new("static.cdn.test", RecordType::A));
     assert_eq!(tcp.answers.len(), 1);
 }
+
+#[test]
+fn a_client_with_our_server_cookie_is_never_rate_limited() {
+    let address = IpAddr::V4(unique_loopback());
+    let dns = SocketAddr::new(address, 5300);
+    let admin = SocketAddr::new(address, 9300);
+    let extra = "[server.rate_limit]\nresponses_per_second = 5\nslip = 1\nexempt = []\n";
+    let geodns = Geodns::start_with(dns, admin, &config(dns, admin, EDGES, extra));
+    let socket = UdpSocket::bind("127.77.3.50:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let ask = Ask::new("static.cdn.test", RecordType::A);
+    let client = [8, 7, 6, 5, 4, 3, 2, 1];
+    socket
+        .send_to(&with_opt_rdata(&ask, &edns_option(10, &client)), dns)
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let (length, _) = socket.recv_from(&mut buffer).unwrap();
+    let reply = hickory_proto::op::Message::from_vec(&buffer[..length]).unwrap();
+    let cookie = match reply
+        .edns
+        .as_ref()
+        .and_then(|edns| edns.option(hickory_proto::rr::rdata::opt::EdnsCode::Cookie))
+    {
+        Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, data)) => data.clone(),
+        other => panic!("no cookie: {other:?}"),
+    };
+    let with_cookie = with_opt_rdata(&ask, &edns_option(10, &cookie));
+    let without = with_opt_rdata(&ask, &edns_option(10, &client));
+    for (query, limited) in [(&with_cookie, false), (&without, true)] {
+        for _ in 0..50 {
+            socket.send_to(query, dns).unwrap();
+        }
+        let mut truncated = 0;
+        while let Ok((length, _)) = socket.recv_from(&mut buffer) {
+            let reply = hickory_proto::op::Message::from_vec(&buffer[..length]).unwrap();
+            truncated += usize::from(reply.metadata.truncation);
+        }
+        if limited {
+            assert!(truncated >= 40, "only {truncated} of 50 limited");
+        } else {
+            assert_eq!(truncated, 0, "a proven address was limited");
+        }
+    }
+    assert!(sample(&geodns, "dns_rate_limit_slipped_total") >= 40);
+}

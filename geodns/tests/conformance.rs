@@ -333,3 +333,57 @@ fn identity_in_nsid_and_chaos_names_when_configured() {
     assert_eq!(nsid_of(&reply).as_deref(), Some(&b"ns1-new"[..]));
     assert!(!geodns.log().contains("take effect at the next restart"));
 }
+
+/// The COOKIE option's data in `reply`, if it has one.
+fn cookie_of(reply: &[u8]) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let message = Message::from_vec(reply).expect("reply decodes");
+    match message.edns.as_ref()?.option(EdnsCode::Cookie)? {
+        EdnsOption::Unknown(_, data) => Some(data.clone()),
+        other => panic!("COOKIE decoded as {other:?}"),
+    }
+}
+
+#[test]
+fn server_cookies_are_given_to_every_query_with_a_client_cookie() {
+    let geodns = Geodns::start(EDGES, "");
+    let client = [1, 2, 3, 4, 5, 6, 7, 8];
+    for name in ["static.cdn.test", "www.cdn.test"] {
+        let ask = Ask::new(name, RecordType::A);
+        let query = with_opt_rdata(&ask, &edns_option(10, &client));
+        // The first answer takes the full path, the second the answer cache.
+        let mut server = Vec::new();
+        for _ in 0..2 {
+            let reply = exchange_udp(geodns.dns, &query).expect("reply");
+            let cookie = cookie_of(&reply).expect("a COOKIE option");
+            assert_eq!(cookie.len(), 24, "client and server cookie");
+            assert_eq!(&cookie[..8], &client, "the client cookie comes back");
+            assert_eq!(cookie[8], 1, "RFC 9018 version 1");
+            assert_eq!(Message::from_vec(&reply).unwrap().answers.len(), 1);
+            server = cookie[8..].to_vec();
+        }
+        // Sent back, our server cookie is accepted and renewed.
+        let returning = with_opt_rdata(&ask, &edns_option(10, &[&client[..], &server].concat()));
+        for reply in [
+            exchange_udp(geodns.dns, &returning).expect("reply"),
+            exchange_tcp(geodns.dns, &returning).expect("reply"),
+        ] {
+            assert_eq!(&cookie_of(&reply).expect("a COOKIE option")[..8], &client);
+        }
+        // No cookie, no COOKIE.
+        let plain = exchange_udp(geodns.dns, &ask.message().to_vec().unwrap()).expect("reply");
+        assert_eq!(cookie_of(&plain), None);
+    }
+    // RFC 7873 section 5.2.2: a length other than 8 or 16 to 40 is FORMERR.
+    for length in [5, 12, 41] {
+        let ask = Ask::new("static.cdn.test", RecordType::A);
+        let query = with_opt_rdata(&ask, &edns_option(10, &vec![9; length]));
+        let reply = Message::from_vec(&exchange_udp(geodns.dns, &query).expect("reply")).unwrap();
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::FormErr,
+            "{length}"
+        );
+        assert!(reply.edns.is_some(), "FORMERR to EDNS carries OPT");
+    }
+}

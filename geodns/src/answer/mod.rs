@@ -12,6 +12,7 @@
 
 mod cache;
 mod chaos;
+pub mod cookie;
 mod ecs;
 mod geo;
 pub mod rate_limit;
@@ -39,6 +40,7 @@ use crate::health::HealthTable;
 use crate::metrics::{DnsMetrics, Transport};
 use crate::snapshot::Snapshot;
 use crate::zone::Resolution;
+use cookie::{CookieView, ServerCookies};
 use rate_limit::{RateLimiter, ResponseClass, Verdict};
 
 /// CNAME hops followed inside our zones before giving up.
@@ -58,6 +60,8 @@ pub struct Responder {
     malformed: Arc<MalformedWarnings>,
     /// UDP response rate limiting; `None` when off.
     limiter: Option<Arc<RateLimiter>>,
+    /// DNS server cookies.
+    cookies: ServerCookies,
 }
 
 /// Warnings about malformed queries, one line per reason every ten seconds
@@ -96,6 +100,11 @@ struct Answered {
     nsid: Option<String>,
     /// What the rate limiter charges it to.
     class: ResponseClass,
+    /// Our COOKIE option, when the query had one.
+    cookie: Option<[u8; cookie::REPLY_LENGTH]>,
+    /// Whether the query's server cookie is one of ours: its source
+    /// address is proven.
+    verified: bool,
 }
 
 impl Answered {
@@ -117,6 +126,8 @@ impl Answered {
             cacheable: false,
             nsid: None,
             class: ResponseClass::MALFORMED,
+            cookie: None,
+            verified: false,
         }
     }
 
@@ -126,13 +137,15 @@ impl Answered {
 }
 
 impl Responder {
-    /// A responder over `snapshot`, its UDP answers limited by `limiter`.
+    /// A responder over `snapshot`, its UDP answers limited by `limiter`,
+    /// its server cookies made with `cookies`.
     pub fn new(
         snapshot: Arc<ArcSwap<Snapshot>>,
         health: Arc<HealthTable>,
         metrics: Arc<DnsMetrics>,
         max_udp_payload: u16,
         limiter: Option<RateLimiter>,
+        cookies: ServerCookies,
     ) -> Self {
         Self {
             snapshot,
@@ -143,6 +156,7 @@ impl Responder {
             max_udp_payload: max_udp_payload.max(512),
             malformed: Arc::new(MalformedWarnings::new()),
             limiter: limiter.map(Arc::new),
+            cookies,
         }
     }
 
@@ -158,9 +172,9 @@ impl Responder {
         let started = Instant::now();
         let Some(view) = QueryView::parse(packet) else {
             return match self.respond_classified(packet, peer, Transport::Udp) {
-                Some((bytes, class)) => {
+                Some((bytes, class, verified)) => {
                     *out = bytes;
-                    self.within_rate(peer, class, out)
+                    self.within_rate(peer, class, verified, out)
                 }
                 None => false,
             };
@@ -174,13 +188,15 @@ impl Responder {
             .filter(|ecs| ecs.source > 0)
             .map_or(peer, |ecs| ecs.address);
         if let Some(cached) = cache.get(view.key(), client) {
-            self.write_cached(&view, cached, out);
+            self.write_cached(&view, cached, peer, out);
             cached.counters.iter().for_each(|counter| {
                 counter.inc();
             });
             self.ecs_counter(ecs.is_some()).inc();
             self.metrics.latency(started.elapsed());
-            return self.within_rate(peer, cached.class, out);
+            let verified =
+                query_cookie(&view).is_some_and(|cookie| self.cookies.verified(&cookie, peer));
+            return self.within_rate(peer, cached.class, verified, out);
         }
         let Ok(request) = Message::from_vec(packet) else {
             return false;
@@ -194,19 +210,27 @@ impl Responder {
             let block = IpNet::new(client, prefix).unwrap_or_else(|_| IpNet::from(client));
             cache.insert(view.key(), block, cached);
         }
-        let class = answered.class;
+        let (class, verified) = (answered.class, answered.verified);
         let Some(bytes) = self.finish(&request, answered, Transport::Udp) else {
             return false;
         };
         *out = bytes;
         self.metrics.latency(started.elapsed());
-        self.within_rate(peer, class, out)
+        self.within_rate(peer, class, verified, out)
     }
 
     /// Applies the rate limit to the UDP response in `out` for `peer`:
     /// `false` when it is not to be sent, `out` truncated when it slips.
-    fn within_rate(&self, peer: IpAddr, class: ResponseClass, out: &mut Vec<u8>) -> bool {
-        let Some(limiter) = &self.limiter else {
+    /// A query with a `verified` server cookie proved its address: never
+    /// limited.
+    fn within_rate(
+        &self,
+        peer: IpAddr,
+        class: ResponseClass,
+        verified: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(limiter) = self.limiter.as_ref().filter(|_| !verified) else {
             return true;
         };
         match limiter.check(peer, class) {
@@ -227,16 +251,17 @@ impl Responder {
     /// nothing (too short to answer, or itself a response).
     pub fn respond(&self, packet: &[u8], peer: IpAddr, transport: Transport) -> Option<Vec<u8>> {
         self.respond_classified(packet, peer, transport)
-            .map(|(bytes, _)| bytes)
+            .map(|(bytes, ..)| bytes)
     }
 
-    /// [`Responder::respond`], with the class the rate limiter charges.
+    /// [`Responder::respond`], with the class the rate limiter charges and
+    /// whether the query's server cookie is verified.
     fn respond_classified(
         &self,
         packet: &[u8],
         peer: IpAddr,
         transport: Transport,
-    ) -> Option<(Vec<u8>, ResponseClass)> {
+    ) -> Option<(Vec<u8>, ResponseClass, bool)> {
         let started = Instant::now();
         let Some(header) = packet.get(..12) else {
             self.metrics.dropped();
@@ -258,15 +283,15 @@ impl Responder {
                     .query_counter(transport, RecordType::Unknown(0), ResponseCode::FormErr)
                     .inc();
                 return wire::format_error(packet, &raw, self.max_udp_payload)
-                    .map(|bytes| (bytes, ResponseClass::MALFORMED));
+                    .map(|bytes| (bytes, ResponseClass::MALFORMED, false));
             }
         };
         let snapshot = self.snapshot.load();
         let answered = self.answer(&snapshot, &request, &raw, peer, transport);
-        let class = answered.class;
+        let (class, verified) = (answered.class, answered.verified);
         let bytes = self.finish(&request, answered, transport);
         self.metrics.latency(started.elapsed());
-        bytes.map(|bytes| (bytes, class))
+        bytes.map(|bytes| (bytes, class, verified))
     }
 
     fn ecs_counter(&self, present: bool) -> &Counter {
@@ -331,6 +356,11 @@ impl Responder {
                 return Answered::new(request, ResponseCode::FormErr);
             }
         };
+        let cookie = match raw.opt.map_or(Ok(None), |opt| opt.cookie()) {
+            Ok(cookie) => cookie,
+            // RFC 7873 section 5.2.2.
+            Err(wire::MalformedCookie) => return Answered::new(request, ResponseCode::FormErr),
+        };
         self.ecs_counter(ecs.is_some()).inc();
         let query = &request.queries[0];
         let mut answered = if query.query_class() == DNSClass::CH {
@@ -360,6 +390,10 @@ impl Responder {
             }
         };
         answered.ecs = ecs;
+        if let Some(cookie) = cookie {
+            answered.cookie = Some(self.cookies.reply(&cookie, peer));
+            answered.verified = self.cookies.verified(&cookie, peer);
+        }
         // RFC 5001: the identity goes only to queries that ask for it.
         answered.nsid = snapshot
             .config
@@ -517,6 +551,7 @@ impl Responder {
             ecs,
             scope,
             nsid,
+            cookie,
             ..
         } = answered;
         let limit = match (transport, &request.edns) {
@@ -549,6 +584,10 @@ impl Responder {
             if let Some(payload) = nsid.and_then(|nsid| NSIDPayload::new(nsid).ok()) {
                 edns.options_mut().insert(EdnsOption::NSID(payload));
             }
+            if let Some(cookie) = cookie {
+                edns.options_mut()
+                    .insert(EdnsOption::Unknown(cookie::OPTION_COOKIE, cookie.to_vec()));
+            }
             message.set_edns(edns);
         }
         let bytes = match message.to_vec() {
@@ -576,16 +615,18 @@ impl Responder {
     }
 
     /// Builds the response to `view` from a cached template.
-    fn write_cached(&self, view: &QueryView<'_>, cached: &Cached, out: &mut Vec<u8>) {
+    fn write_cached(&self, view: &QueryView<'_>, cached: &Cached, peer: IpAddr, out: &mut Vec<u8>) {
         let question = view.question();
         let limit = match view.edns {
             Some(edns) => usize::from(edns.payload.clamp(512, self.max_udp_payload)),
             None => CLASSIC_UDP_PAYLOAD,
         };
+        let cookie = query_cookie(view).map(|cookie| self.cookies.reply(&cookie, peer));
         let opt_len = view.edns.map_or(0, |edns| {
             11 + edns
                 .ecs
                 .map_or(0, |ecs| 8 + usize::from(ecs.source).div_ceil(8))
+                + cookie.map_or(0, |_| 4 + cookie::REPLY_LENGTH)
         });
         out.clear();
         if cached.template.len() + opt_len <= limit {
@@ -616,9 +657,15 @@ impl Responder {
                 edns.dnssec_ok,
                 edns.ecs,
                 cached.scope,
+                cookie.as_ref(),
             );
         }
     }
+}
+
+/// The COOKIE option of a plain query.
+fn query_cookie(view: &QueryView<'_>) -> Option<CookieView> {
+    view.edns.and_then(|edns| edns.cookie)
 }
 
 /// The cacheable form of an answer: encoded without OPT, ID 0, RD/CD clear.

@@ -10,6 +10,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::cookie::{CookieView, OPTION_COOKIE, REPLY_LENGTH};
+
 /// Longest name on the wire (RFC 1035 section 2.3.4).
 const MAX_NAME: usize = 255;
 const HEADER: usize = 12;
@@ -42,6 +44,8 @@ pub struct EdnsView {
     pub dnssec_ok: bool,
     /// The ECS option, if any.
     pub ecs: Option<EcsView>,
+    /// The COOKIE option, if any.
+    pub cookie: Option<CookieView>,
 }
 
 /// What the full path reads from the raw packet itself: the question as
@@ -75,6 +79,11 @@ pub struct RawOpt<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MalformedEcs;
 
+/// The COOKIE option had a length RFC 7873 does not allow (or there were
+/// two): FORMERR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedCookie;
+
 impl RawOpt<'_> {
     /// The ECS option, checked as strictly as the fast path checks it.
     pub fn ecs(&self) -> Result<Option<EcsView>, MalformedEcs> {
@@ -96,6 +105,25 @@ impl RawOpt<'_> {
             rest = &rest[4 + usize::from(length)..];
         }
         Ok(ecs)
+    }
+
+    /// The COOKIE option, checked as the fast path checks it.
+    pub fn cookie(&self) -> Result<Option<CookieView>, MalformedCookie> {
+        let mut cookie = None;
+        let mut rest = self.options;
+        while let (Some(code), Some(length)) = (read_u16(rest, 0), read_u16(rest, 2)) {
+            let Some(data) = rest.get(4..4 + usize::from(length)) else {
+                break;
+            };
+            if code == OPTION_COOKIE {
+                if cookie.is_some() {
+                    return Err(MalformedCookie);
+                }
+                cookie = Some(CookieView::parse(data).ok_or(MalformedCookie)?);
+            }
+            rest = &rest[4 + usize::from(length)..];
+        }
+        Ok(cookie)
     }
 }
 
@@ -206,7 +234,7 @@ pub fn format_error(packet: &[u8], raw: &RawQuery<'_>, max_payload: u16) -> Opti
         out.extend_from_slice(question);
     }
     if let Some(opt) = raw.opt {
-        append_opt(&mut out, max_payload, opt.dnssec_ok, None, 0);
+        append_opt(&mut out, max_payload, opt.dnssec_ok, None, 0, None);
     }
     Some(out)
 }
@@ -320,6 +348,7 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
         return None;
     }
     let mut ecs = None;
+    let mut cookie = None;
     let mut rest = options;
     while !rest.is_empty() {
         let code = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
@@ -327,6 +356,12 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
         let data = rest.get(4..4 + length)?;
         if code == OPTION_NSID {
             return None;
+        }
+        if code == OPTION_COOKIE {
+            if cookie.is_some() {
+                return None;
+            }
+            cookie = Some(CookieView::parse(data)?);
         }
         if code == OPTION_ECS {
             if ecs.is_some() {
@@ -340,6 +375,7 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<EdnsView> {
         payload,
         dnssec_ok,
         ecs,
+        cookie,
     })
 }
 
@@ -370,41 +406,47 @@ fn parse_ecs(data: &[u8]) -> Option<EcsView> {
 }
 
 /// Appends our OPT record: payload `max_payload`, version 0, DO as the
-/// query had it (RFC 3225 section 3), and the ECS option echoed with
-/// `scope` when the query had one.
+/// query had it (RFC 3225 section 3), the ECS option echoed with `scope`
+/// when the query had one, and our COOKIE option when given.
 pub fn append_opt(
     out: &mut Vec<u8>,
     max_payload: u16,
     dnssec_ok: bool,
     ecs: Option<EcsView>,
     scope: u8,
+    cookie: Option<&[u8; REPLY_LENGTH]>,
 ) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&max_payload.to_be_bytes());
     out.extend_from_slice(&[0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
-    match ecs {
-        None => out.extend_from_slice(&[0, 0]),
-        Some(ecs) => {
-            let octets = usize::from(ecs.source).div_ceil(8);
-            let (family, bytes): (u16, [u8; 16]) = match ecs.address {
-                IpAddr::V4(v4) => {
-                    let mut bytes = [0u8; 16];
-                    bytes[..4].copy_from_slice(&v4.octets());
-                    (1, bytes)
-                }
-                IpAddr::V6(v6) => (2, v6.octets()),
-            };
-            let option_len = 4 + octets;
-            out.extend_from_slice(&((option_len + 4) as u16).to_be_bytes());
-            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
-            out.extend_from_slice(&(option_len as u16).to_be_bytes());
-            out.extend_from_slice(&family.to_be_bytes());
-            out.push(ecs.source);
-            out.push(if ecs.source == 0 { 0 } else { scope });
-            out.extend_from_slice(&bytes[..octets]);
-        }
+    let rdlength_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(ecs) = ecs {
+        let octets = usize::from(ecs.source).div_ceil(8);
+        let (family, bytes): (u16, [u8; 16]) = match ecs.address {
+            IpAddr::V4(v4) => {
+                let mut bytes = [0u8; 16];
+                bytes[..4].copy_from_slice(&v4.octets());
+                (1, bytes)
+            }
+            IpAddr::V6(v6) => (2, v6.octets()),
+        };
+        let option_len = 4 + octets;
+        out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+        out.extend_from_slice(&(option_len as u16).to_be_bytes());
+        out.extend_from_slice(&family.to_be_bytes());
+        out.push(ecs.source);
+        out.push(if ecs.source == 0 { 0 } else { scope });
+        out.extend_from_slice(&bytes[..octets]);
     }
+    if let Some(cookie) = cookie {
+        out.extend_from_slice(&OPTION_COOKIE.to_be_bytes());
+        out.extend_from_slice(&(REPLY_LENGTH as u16).to_be_bytes());
+        out.extend_from_slice(cookie);
+    }
+    let rdlength = (out.len() - rdlength_at - 2) as u16;
+    out[rdlength_at..rdlength_at + 2].copy_from_slice(&rdlength.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -551,7 +593,7 @@ mod tests {
             address: "2001:db8::".parse().unwrap(),
             source: 56,
         };
-        append_opt(&mut packet, 1232, true, Some(ecs), 48);
+        append_opt(&mut packet, 1232, true, Some(ecs), 48, None);
         let message = Message::from_vec(&packet).unwrap();
         let edns = message.edns.unwrap();
         assert_eq!(edns.max_payload(), 1232);
