@@ -108,17 +108,50 @@ fn tags<H: headers::Header>(fields: &HeaderMap) -> Option<H> {
         .flatten()
 }
 
-/// Whether every quoted part of `value` holds only entity-tag characters.
+/// Whether `value` is a list of entity tags (or `*`) by the grammar of
+/// RFC 9110 section 8.8.3: `W/` optional, a quoted run of visible
+/// characters but `"` and obs-text, elements separated by commas with
+/// optional whitespace. Anything else is not a tag list at all.
 fn well_formed_tags(value: &[u8]) -> bool {
-    let mut quoted = false;
-    value.iter().all(|&byte| {
-        if byte == b'"' {
-            quoted = !quoted;
-            true
-        } else {
-            !quoted || byte == 0x21 || (0x23..=0x7e).contains(&byte) || byte >= 0x80
+    let is_space = |byte: u8| byte == b' ' || byte == b'\t';
+    let etagc = |byte: u8| byte == 0x21 || (0x23..=0x7e).contains(&byte) || byte >= 0x80;
+    let mut at = 0;
+    loop {
+        while value
+            .get(at)
+            .copied()
+            .is_some_and(|byte| is_space(byte) || byte == b',')
+        {
+            at += 1;
         }
-    })
+        if at == value.len() {
+            return true;
+        }
+        if value[at] == b'*' {
+            at += 1;
+        } else {
+            if value[at..].starts_with(b"W/") {
+                at += 2;
+            }
+            if value.get(at) != Some(&b'"') {
+                return false;
+            }
+            at += 1;
+            while value.get(at).copied().is_some_and(etagc) {
+                at += 1;
+            }
+            if value.get(at) != Some(&b'"') {
+                return false;
+            }
+            at += 1;
+        }
+        while value.get(at).copied().is_some_and(is_space) {
+            at += 1;
+        }
+        if at < value.len() && value[at] != b',' {
+            return false;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -249,5 +282,11 @@ mod tests {
             Precondition::Failed
         );
         assert!(!range_applies(&plain, &fields(&[("if-range", "\"a \"")])));
+        // An unbalanced quote on one line would shift the split of the next.
+        let lines = fields(&[("if-none-match", "\""), ("if-none-match", "\"x\" \"a\"")]);
+        assert_eq!(evaluate(&plain, &lines), Precondition::Serve);
+        assert!(well_formed_tags(b"\"a\", W/\"b,c\" ,*"));
+        assert!(!well_formed_tags(b"\"a\" \"b\""));
+        assert!(!well_formed_tags(b"a"));
     }
 }
