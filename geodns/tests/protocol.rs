@@ -484,3 +484,58 @@ fn serves_ipv6_listeners_too() {
     );
     drop(geodns);
 }
+
+#[test]
+fn zone_transfers_over_64_kib_come_in_several_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone_file = dir.path().join("big.test.zone");
+    let mut text = String::from(
+        "$TTL 300\n@ IN SOA ns1.big.test. hostmaster.big.test. 7 3600 900 604800 60\n\
+         @ IN NS ns1.big.test.\nns1 IN A 192.0.2.53\n",
+    );
+    const NAMES: usize = 3000;
+    for n in 0..NAMES {
+        text.push_str(&format!("host{n} IN TXT \"{}\"\n", "x".repeat(40 + n % 20)));
+    }
+    std::fs::write(&zone_file, text).unwrap();
+    let extra = format!(
+        "[zones.\"big.test\"]\nfile = \"{}\"\nallow_transfer = [\"127.0.0.0/8\"]\n",
+        zone_file.display()
+    );
+    let geodns = Geodns::start(EDGES, &extra);
+
+    let query = Ask::new("big.test", RecordType::AXFR)
+        .without_edns()
+        .message()
+        .to_vec()
+        .unwrap();
+    let mut stream = TcpStream::connect(geodns.dns).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let length = u16::try_from(query.len()).unwrap().to_be_bytes();
+    stream.write_all(&[&length[..], &query].concat()).unwrap();
+    let (mut messages, mut records, mut soas) = (0, Vec::new(), 0);
+    while soas < 2 {
+        let mut length = [0; 2];
+        stream.read_exact(&mut length).expect("another message");
+        let mut message = vec![0; usize::from(u16::from_be_bytes(length))];
+        stream.read_exact(&mut message).unwrap();
+        let message = Message::from_vec(&message).expect("each message decodes");
+        assert_eq!(message.metadata.response_code, ResponseCode::NoError);
+        assert!(message.metadata.authoritative);
+        messages += 1;
+        for record in message.answers {
+            soas += usize::from(record.record_type() == RecordType::SOA);
+            records.push(record);
+        }
+    }
+    assert!(messages >= 3, "{messages} messages for about 200 KB");
+    assert_eq!(records.first().unwrap().record_type(), RecordType::SOA);
+    assert_eq!(records.last().unwrap().record_type(), RecordType::SOA);
+    let txt = records
+        .iter()
+        .filter(|record| record.record_type() == RecordType::TXT)
+        .count();
+    assert_eq!(txt, NAMES, "every record, once");
+}

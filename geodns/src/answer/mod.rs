@@ -254,6 +254,75 @@ impl Responder {
             .map(|(bytes, ..)| bytes)
     }
 
+    /// The responses to a TCP message: one, or for a zone transfer as many
+    /// as the zone needs, each within the 64 KiB a TCP message can carry
+    /// (RFC 5936 section 2.2): the first starts with the SOA, the last ends
+    /// with it.
+    pub fn respond_tcp(&self, packet: &[u8], peer: IpAddr) -> Vec<Vec<u8>> {
+        let transfer = packet.get(2).is_some_and(|flags| flags & 0x80 == 0)
+            && Message::from_vec(packet).is_ok_and(|request| {
+                request.metadata.op_code == OpCode::Query
+                    && request.queries.len() == 1
+                    && request.queries[0].query_type() == RecordType::AXFR
+            });
+        if !transfer {
+            return self
+                .respond(packet, peer, Transport::Tcp)
+                .into_iter()
+                .collect();
+        }
+        let started = Instant::now();
+        let Ok(request) = Message::from_vec(packet) else {
+            return Vec::new();
+        };
+        let raw = wire::scan(packet);
+        let snapshot = self.snapshot.load();
+        let answered = self.answer(&snapshot, &request, &raw, peer, Transport::Tcp);
+        let messages = if answered.rcode() == ResponseCode::NoError {
+            self.transfer_messages(&request, answered)
+        } else {
+            self.finish(&request, answered, Transport::Tcp)
+                .into_iter()
+                .collect()
+        };
+        self.metrics.latency(started.elapsed());
+        messages
+    }
+
+    /// A zone transfer's records cut into messages that each fit in one TCP
+    /// message. Records are measured one by one, uncompressed, so that a
+    /// chunk always fits whatever compression then saves.
+    fn transfer_messages(&self, request: &Message, answered: Answered) -> Vec<Vec<u8>> {
+        /// Room kept for the header, question and OPT.
+        const BUDGET: usize = u16::MAX as usize - 1024;
+        let records = answered.message.answers;
+        let mut chunks: Vec<Vec<hickory_proto::rr::Record>> = vec![Vec::new()];
+        let mut size = 0;
+        for record in records {
+            let length = hickory_proto::serialize::binary::BinEncodable::to_bytes(&record)
+                .map_or(BUDGET, |bytes| bytes.len());
+            if size + length > BUDGET && !chunks.last().is_some_and(Vec::is_empty) {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += length;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(record);
+            }
+        }
+        chunks
+            .into_iter()
+            .filter_map(|chunk| {
+                let mut part = Answered::new(request, ResponseCode::NoError);
+                part.message.metadata.authoritative = true;
+                part.message.answers = chunk;
+                part.nsid = answered.nsid.clone();
+                part.cookie = answered.cookie;
+                self.finish(request, part, Transport::Tcp)
+            })
+            .collect()
+    }
+
     /// [`Responder::respond`], with the class the rate limiter charges and
     /// whether the query's server cookie is verified.
     fn respond_classified(

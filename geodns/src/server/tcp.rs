@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connections::{ConnectionTable, Slot};
 use crate::answer::Responder;
-use crate::metrics::{DnsMetrics, Transport};
+use crate::metrics::DnsMetrics;
 
 /// Connection limits.
 pub(super) struct Limits {
@@ -128,22 +128,21 @@ async fn connection(
         // Only now: a client that sends half a message is still idle and
         // can be closed to make room.
         slot.busy();
-        let Some(response) = responder.respond(&frame, peer.ip(), Transport::Tcp) else {
-            slot.idle();
-            continue;
-        };
-        let Ok(response_length) = u16::try_from(response.len()) else {
-            slot.idle();
-            continue;
-        };
-        let mut out = Vec::with_capacity(response.len() + 2);
-        out.extend_from_slice(&response_length.to_be_bytes());
-        out.extend_from_slice(&response);
-        tokio::time::timeout(idle_timeout, stream.write_all(&out))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")
-            })??;
+        // One response, or the several messages of a zone transfer.
+        for response in responder.respond_tcp(&frame, peer.ip()) {
+            let Ok(response_length) = u16::try_from(response.len()) else {
+                tracing::warn!(%peer, bytes = response.len(), "response too large for TCP: not sent");
+                continue;
+            };
+            let mut out = Vec::with_capacity(response.len() + 2);
+            out.extend_from_slice(&response_length.to_be_bytes());
+            out.extend_from_slice(&response);
+            tokio::time::timeout(idle_timeout, stream.write_all(&out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")
+                })??;
+        }
         slot.idle();
     }
 }
