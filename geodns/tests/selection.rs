@@ -10,6 +10,7 @@ use common::{Geodns, ap, endpoint, eu, us};
 use e2e::dns::{Ask, addresses, ask_udp, reply_subnet};
 use e2e::health_endpoint::Mode;
 use e2e::process::wait_until;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 const EDGES: &[(&str, &str, &str)] = &[("eu-1", "eu", ""), ("us-1", "us", ""), ("ap-1", "ap", "")];
@@ -254,6 +255,38 @@ fn every_edge_down_fails_open() {
     assert!(geodns.log().contains("edge is down"), "{}", geodns.log());
     assert!(
         geodns.log().contains("every edge of the service is down"),
+        "{}",
+        geodns.log()
+    );
+}
+
+#[test]
+fn aaaa_for_an_ipv4_only_service_is_nodata_not_an_outage() {
+    let address = std::net::IpAddr::V4(e2e::process::unique_loopback());
+    let dns = std::net::SocketAddr::new(address, 5300);
+    let admin = std::net::SocketAddr::new(address, 9300);
+    let ipv4_only: String = common::config(dns, admin, EDGES, "")
+        .lines()
+        .filter(|line| !line.starts_with("ipv6 ="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let geodns = Geodns::start_with(dns, admin, &ipv4_only);
+    for _ in 0..3 {
+        let reply = ask_udp(
+            geodns.dns,
+            &Ask::new("www.cdn.test", RecordType::AAAA).subnet("192.0.2.0", 24),
+        );
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.answers.is_empty());
+    }
+    let metrics = geodns.admin_get("/metrics");
+    assert!(
+        metrics.contains("dns_geo_fail_open_total{service=\"www\"} 0")
+            || !metrics.contains("dns_geo_fail_open_total{service=\"www\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !geodns.log().contains("every edge of the service is down"),
         "{}",
         geodns.log()
     );

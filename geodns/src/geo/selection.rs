@@ -73,8 +73,11 @@ pub fn select(service: &Service, location: Option<&Location>, family: Family) ->
     } else {
         healthy
     };
+    // A family no edge has (AAAA for an IPv4-only service) is a plain
+    // NODATA, not an outage.
     let (pool, fail_open) = if healthy.is_empty() {
-        (with_family, true)
+        let fail_open = !with_family.is_empty();
+        (with_family, fail_open)
     } else {
         (healthy, false)
     };

@@ -135,6 +135,16 @@ fn all_down_fails_open_to_nearest() {
 }
 
 #[test]
+fn a_family_no_edge_has_is_not_an_outage() {
+    let table = table();
+    let service = service(&table);
+    let paris = at(48.85, 2.35, "FR", Continent::EU);
+    let selection = select(&service, Some(&paris), Family::V6);
+    assert!(selection.edges.is_empty());
+    assert_ne!(selection.reason, Reason::FailOpen);
+}
+
+#[test]
 fn bias_moves_the_boundary() {
     let table = table();
     let mut service = service(&table);
