@@ -291,3 +291,32 @@ fn aaaa_for_an_ipv4_only_service_is_nodata_not_an_outage() {
         geodns.log()
     );
 }
+
+#[test]
+fn every_configured_edge_has_a_health_gauge_from_the_start() {
+    let eu_health = endpoint();
+    let us_health = endpoint();
+    let edges = [
+        ("eu-1", "eu", eu_health.url()),
+        ("us-1", "us", us_health.url()),
+    ];
+    let edges: Vec<(&str, &str, &str)> =
+        edges.iter().map(|(a, b, c)| (*a, *b, c.as_str())).collect();
+    let geodns = Geodns::start(&edges, "");
+    // Both stay up: no change of state, yet both are on the dashboard.
+    assert!(wait_until(Duration::from_secs(3), || {
+        geodns
+            .admin_get("/metrics")
+            .contains("edge_health_checks_total{")
+    }));
+    let metrics = geodns.admin_get("/metrics");
+    for health in [&eu_health, &us_health] {
+        assert!(
+            metrics.contains(&format!(
+                "edge_health_status{{edge=\"{}\"}} 0",
+                health.url()
+            )),
+            "{metrics}"
+        );
+    }
+}

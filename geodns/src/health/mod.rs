@@ -180,13 +180,17 @@ impl HealthTable {
         let mut edges = self.edges.lock();
         edges
             .entry(url.to_string())
-            .or_insert_with(|| Checked {
-                health: Arc::new(EdgeHealth::new(
-                    url.to_string(),
-                    self.epoch.clone(),
-                    initial,
-                )),
-                checker: None,
+            .or_insert_with(|| {
+                // The gauge exists from the start, not from the first change.
+                self.metrics.set_edge_status(url, initial);
+                Checked {
+                    health: Arc::new(EdgeHealth::new(
+                        url.to_string(),
+                        self.epoch.clone(),
+                        initial,
+                    )),
+                    checker: None,
+                }
             })
             .health
             .clone()
@@ -207,13 +211,17 @@ impl HealthTable {
             keep
         });
         for (url, config) in wanted {
-            let checked = edges.entry(url.clone()).or_insert_with(|| Checked {
-                health: Arc::new(EdgeHealth::new(
-                    url.clone(),
-                    self.epoch.clone(),
-                    EdgeStatus::Up,
-                )),
-                checker: None,
+            let checked = edges.entry(url.clone()).or_insert_with(|| {
+                // The gauge exists from the start, not from the first change.
+                self.metrics.set_edge_status(url, EdgeStatus::Up);
+                Checked {
+                    health: Arc::new(EdgeHealth::new(
+                        url.clone(),
+                        self.epoch.clone(),
+                        EdgeStatus::Up,
+                    )),
+                    checker: None,
+                }
             });
             let current = checked.checker.as_ref().map(|(_, running)| running);
             if current != Some(config) {
