@@ -143,3 +143,22 @@ fn explain_checks_health_once() {
     );
     assert_eq!(value["services"][0]["answers"][0]["chosen"][0], "us-1");
 }
+
+#[test]
+fn check_config_refuses_an_empty_file() {
+    for text in ["", "\n  \n", "# only a comment\n\n# and another\n"] {
+        let dir = write_setup(text);
+        let path = dir.path().join("geodns.toml");
+        let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{text:?} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("geodns.toml") && stderr.contains("the file is empty"),
+            "{stderr}"
+        );
+    }
+}

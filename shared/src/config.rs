@@ -25,6 +25,15 @@ pub enum ConfigError {
     /// The file was read but is not valid TOML or does not fit the schema.
     #[error("{0}")]
     Invalid(Box<InvalidConfig>),
+    /// The file holds nothing but blanks and comments: most likely the
+    /// wrong file, or one truncated by a failed copy.
+    #[error(
+        "{path}: the file is empty (nothing but blanks and comments); give at least one setting"
+    )]
+    Empty {
+        /// The file that was asked for.
+        path: PathBuf,
+    },
 }
 
 /// A configuration file that does not parse or does not fit the schema.
@@ -64,6 +73,15 @@ pub fn load<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T, ConfigErro
         path: path.to_path_buf(),
         source,
     })?;
+    let settings = text
+        .lines()
+        .map(str::trim)
+        .any(|line| !line.is_empty() && !line.starts_with('#'));
+    if !settings {
+        return Err(ConfigError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
     parse(path, &text)
 }
 
