@@ -50,10 +50,16 @@ pub fn router(
                 else {
                     return respond(StatusCode::BAD_REQUEST, "text/plain", "give ?ip=ADDRESS\n");
                 };
-                respond_json(
-                    StatusCode::OK,
-                    &crate::explain::explain(&snapshot, ip, epoch),
-                )
+                let explanation = crate::explain::explain(&snapshot, ip, epoch);
+                match request.query_param("format") {
+                    Some("text") => respond(StatusCode::OK, "text/plain", explanation.to_text()),
+                    None | Some("json") => respond_json(StatusCode::OK, &explanation),
+                    Some(_) => respond(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        "format is json (the default) or text\n",
+                    ),
+                }
             }
         })
         .post("/drain", move |request| {

@@ -5,7 +5,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Geodns, endpoint};
+use e2e::health_endpoint::Mode;
+use e2e::process::wait_until;
 
 fn write_setup(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +96,7 @@ fn check_config_reports_semantic_errors_with_their_key() {
 fn explain_shows_location_edges_and_answer() {
     let dir = write_setup(&default_config());
     let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .args(["explain", "--no-health", "--config"])
+        .args(["explain", "--offline", "--no-health", "--config"])
         .arg(dir.path().join("geodns.toml"))
         .arg("198.51.100.20")
         .output()
@@ -121,7 +126,7 @@ fn explain_checks_health_once() {
     let config = common::config(dns, dns, &[("eu-1", "eu", dead), ("us-1", "us", "")], "");
     let dir = write_setup(&config);
     let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .args(["explain", "--json", "--config"])
+        .args(["explain", "--offline", "--json", "--config"])
         .arg(dir.path().join("geodns.toml"))
         .arg("192.0.2.1")
         .output()
@@ -161,4 +166,85 @@ fn check_config_refuses_an_empty_file() {
             "{stderr}"
         );
     }
+}
+
+fn run_explain(config: &std::path::Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .arg("explain")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("192.0.2.1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
+    let eu_health = endpoint();
+    let edges = [
+        ("eu-1", "eu", eu_health.url()),
+        ("us-1", "us", String::new()),
+    ];
+    let edges: Vec<(&str, &str, &str)> =
+        edges.iter().map(|(a, b, c)| (*a, *b, c.as_str())).collect();
+    let mut geodns = Geodns::start(&edges, "");
+    eu_health.set(Mode::Down);
+    assert!(wait_until(Duration::from_secs(3), || {
+        let status: serde_json::Value = serde_json::from_str(&geodns.admin_get("/status")).unwrap();
+        status["services"][0]["edges"][0]["status"] == "down"
+    }));
+    let config = geodns.config_path();
+
+    // The running server knows eu-1 is down, though --no-health checks nothing here.
+    let live = run_explain(&config, &["--no-health"]);
+    let text = String::from_utf8_lossy(&live.stdout);
+    assert!(text.contains("answer A    -> us-1"), "{text}");
+    assert!(text.contains("down"), "{text}");
+    let stderr = String::from_utf8_lossy(&live.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "explained by the running server at {}",
+            geodns.admin
+        )),
+        "{stderr}"
+    );
+    let json = run_explain(&config, &["--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["services"][0]["edges"][0]["status"], "down");
+
+    // Offline, without health checks, every edge counts as up.
+    let offline = run_explain(&config, &["--offline", "--no-health"]);
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert!(text.contains("answer A    -> eu-1"), "{text}");
+    assert!(
+        offline.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+
+    // With the server gone, the CLI says it computed offline, on stderr only.
+    geodns.process.signal("TERM");
+    assert!(
+        geodns
+            .process
+            .wait_timeout(Duration::from_secs(10))
+            .is_some()
+    );
+    let fallback = run_explain(&config, &["--no-health"]);
+    let text = String::from_utf8_lossy(&fallback.stdout);
+    assert!(text.starts_with("client    192.0.2.1"), "{text}");
+    assert!(text.contains("answer A    -> eu-1"), "{text}");
+    let stderr = String::from_utf8_lossy(&fallback.stderr);
+    assert!(
+        stderr.contains("no answer from a running server")
+            && stderr.contains("computed offline, every edge taken as up"),
+        "{stderr}"
+    );
 }

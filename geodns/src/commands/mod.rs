@@ -1,6 +1,7 @@
 //! The command line: `geodns <command>`.
 
 mod ctl;
+mod explain;
 mod geoip;
 mod serve;
 
@@ -37,14 +38,18 @@ pub enum Command {
         /// Configuration file.
         config: PathBuf,
     },
-    /// Show how a client address is located and answered.
+    /// Show how a client address is located and answered: by the running
+    /// server (live health, drains) when its admin API answers, else offline.
     Explain {
         /// Configuration file.
         #[arg(long, short)]
         config: PathBuf,
         /// Client (or ECS) address.
         ip: std::net::IpAddr,
-        /// Skip the one-off health check of each edge.
+        /// Compute from the configuration without asking the running server.
+        #[arg(long)]
+        offline: bool,
+        /// Offline: skip the one-off health check of each edge.
         #[arg(long)]
         no_health: bool,
         /// Print JSON instead of text.
@@ -76,9 +81,19 @@ impl Command {
             Self::Explain {
                 config,
                 ip,
+                offline,
                 no_health,
                 json,
-            } => serve::explain(&config, ip, !no_health, json, &mut std::io::stdout().lock()),
+            } => explain::explain(
+                &config,
+                ip,
+                explain::ExplainOptions {
+                    offline,
+                    check_health: !no_health,
+                    json,
+                },
+                &mut std::io::stdout().lock(),
+            ),
             Self::Geoip(command) => command.run(&mut std::io::stdout().lock()),
             Self::Ctl { etcd, command } => command.run(&etcd, &mut std::io::stdout().lock()),
         }
