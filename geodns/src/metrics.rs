@@ -111,12 +111,25 @@ struct ServiceLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct EdgeLabels {
+    /// The edge's name, as in the answer metrics.
     edge: String,
+    /// Its health URL: what is checked.
+    url: String,
+}
+
+impl EdgeLabels {
+    fn new(edge: &str, url: &str) -> Self {
+        Self {
+            edge: edge.to_string(),
+            url: url.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CheckLabels {
     edge: String,
+    url: String,
     result: &'static str,
 }
 
@@ -402,50 +415,44 @@ impl DnsMetrics {
         }
     }
 
-    /// Publishes an edge's state.
-    pub fn set_edge_status(&self, url: &str, status: EdgeStatus) {
+    /// Publishes the state of edge `edge`, checked at `url`.
+    pub fn set_edge_status(&self, edge: &str, url: &str, status: EdgeStatus) {
         let value = match status {
             EdgeStatus::Up => 0,
             EdgeStatus::Draining => 1,
             EdgeStatus::Down => 2,
         };
         self.edge_status
-            .get_or_create(&EdgeLabels {
-                edge: url.to_string(),
-            })
+            .get_or_create(&EdgeLabels::new(edge, url))
             .set(value);
     }
 
     /// Publishes whether an edge is saturated (1) or has room (0).
-    pub fn set_edge_saturated(&self, url: &str, saturated: bool) {
+    pub fn set_edge_saturated(&self, edge: &str, url: &str, saturated: bool) {
         self.edge_saturated
-            .get_or_create(&EdgeLabels {
-                edge: url.to_string(),
-            })
+            .get_or_create(&EdgeLabels::new(edge, url))
             .set(i64::from(saturated));
     }
 
     /// Counts one health check.
-    pub fn record_health_check(&self, url: &str, success: bool) {
+    pub fn record_health_check(&self, edge: &str, url: &str, success: bool) {
         self.health_checks
             .get_or_create(&CheckLabels {
-                edge: url.to_string(),
+                edge: edge.to_string(),
+                url: url.to_string(),
                 result: if success { "success" } else { "failure" },
             })
             .inc();
     }
 
-    /// Drops the series of an edge no longer configured.
-    pub fn forget_edge(&self, url: &str) {
-        self.edge_status.remove(&EdgeLabels {
-            edge: url.to_string(),
-        });
-        self.edge_saturated.remove(&EdgeLabels {
-            edge: url.to_string(),
-        });
+    /// Drops the series of an edge no longer configured (or renamed).
+    pub fn forget_edge(&self, edge: &str, url: &str) {
+        self.edge_status.remove(&EdgeLabels::new(edge, url));
+        self.edge_saturated.remove(&EdgeLabels::new(edge, url));
         for result in ["success", "failure"] {
             self.health_checks.remove(&CheckLabels {
-                edge: url.to_string(),
+                edge: edge.to_string(),
+                url: url.to_string(),
                 result,
             });
         }

@@ -19,7 +19,7 @@ use shared::EdgeStatus;
 use crate::cluster::ClusterView;
 use crate::config::{Config, EdgeConfig, Fallback, HealthConfig, ServiceConfig};
 use crate::geo::{Edge, Rule, ScopeFinder, Service};
-use crate::health::HealthTable;
+use crate::health::{HealthCheck, HealthTable};
 use crate::metrics::{DnsMetrics, ServiceCounters};
 use crate::zone::{ServiceId, Zone, build_zone};
 
@@ -184,14 +184,17 @@ impl Snapshot {
     }
 
     /// Health URLs of every edge with the settings to check them with.
-    pub fn health_checks(&self) -> HashMap<String, HealthConfig> {
+    pub fn health_checks(&self) -> HashMap<String, HealthCheck> {
         let mut checks = HashMap::new();
         for service in &self.services {
             for edge in &service.edges {
                 if let Some(health) = &edge.health {
                     checks
                         .entry(health.url().to_string())
-                        .or_insert(service.health);
+                        .or_insert_with(|| HealthCheck {
+                            edge: edge.name.clone(),
+                            config: service.health,
+                        });
                 }
             }
         }
@@ -302,7 +305,7 @@ fn add_members(service: &mut Service, cluster: &ClusterView, health: &HealthTabl
             ipv6: member.ipv6.clone(),
             weight: member.weight,
             bias_km: 0.0,
-            health: Some(health.entry_with(&member.health_url, EdgeStatus::Down)),
+            health: Some(health.entry_with(&member.health_url, &member.name, EdgeStatus::Down)),
             drained: member.status == EdgeStatus::Draining,
             announced: true,
         });
@@ -419,7 +422,7 @@ fn build_edge(
             if uri.scheme_str() != Some("http") || uri.host().is_none() {
                 bail!("{key}.health: \"{url}\" must be an http:// URL with a host");
             }
-            Some(health.entry(url))
+            Some(health.entry(url, &config.name))
         }
         None => None,
     };

@@ -313,11 +313,22 @@ fn every_configured_edge_has_a_health_gauge_from_the_start() {
             .contains("edge_health_checks_total{")
     }));
     let metrics = geodns.admin_get("/metrics");
-    for health in [&eu_health, &us_health] {
+    for (name, health) in [("eu-1", &eu_health), ("us-1", &us_health)] {
+        // `edge` is the edge's name, as in dns_geo_answers_total; `url` what is checked.
+        let labels = format!("edge=\"{name}\",url=\"{}\"", health.url());
+        assert!(
+            metrics.contains(&format!("edge_health_status{{{labels}}} 0")),
+            "{metrics}"
+        );
         assert!(
             metrics.contains(&format!(
-                "edge_health_status{{edge=\"{}\"}} 0",
-                health.url()
+                "edge_health_checks_total{{{labels},result=\"success\"}}"
+            )),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!(
+                "dns_geo_answers_total{{service=\"www\",edge=\"{name}\",reason=\"nearest\"}}"
             )),
             "{metrics}"
         );

@@ -160,8 +160,9 @@ async fn explain_offline(
             ..HealthConfig::default()
         };
         let mut checks = tokio::task::JoinSet::new();
-        for url in snapshot.health_checks().into_keys() {
-            let mut probe = HealthProbe::new(health.entry(&url), once, metrics.clone());
+        for (url, check) in snapshot.health_checks() {
+            let mut probe =
+                HealthProbe::new(health.entry(&url, &check.edge), once, metrics.clone());
             checks.spawn(async move { probe.check_once().await });
         }
         while checks.join_next().await.is_some() {}

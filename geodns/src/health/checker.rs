@@ -129,17 +129,21 @@ impl HealthProbe {
             }
         };
         self.update_saturation(next, utilisation);
+        let name = self.health.name();
         self.metrics
-            .record_health_check(self.health.url(), reported.is_some());
+            .record_health_check(&name, self.health.url(), reported.is_some());
         if self.health.set_status(next) {
-            self.metrics.set_edge_status(self.health.url(), next);
+            self.metrics.set_edge_status(&name, self.health.url(), next);
             match next {
-                EdgeStatus::Up => tracing::info!(edge = self.health.url(), "edge is up"),
+                EdgeStatus::Up => {
+                    tracing::info!(edge = name, url = self.health.url(), "edge is up")
+                }
                 EdgeStatus::Draining => {
-                    tracing::warn!(edge = self.health.url(), "edge is draining")
+                    tracing::warn!(edge = name, url = self.health.url(), "edge is draining")
                 }
                 EdgeStatus::Down => tracing::warn!(
-                    edge = self.health.url(),
+                    edge = name,
+                    url = self.health.url(),
                     error = self.health.last_check().error.unwrap_or_default(),
                     "edge is down"
                 ),
@@ -161,15 +165,20 @@ impl HealthProbe {
         if self.health.set_saturated(saturated) {
             if saturated {
                 tracing::warn!(
-                    edge = self.health.url(),
+                    edge = self.health.name(),
+                    url = self.health.url(),
                     utilisation,
                     "edge is saturated: no new clients until it has room"
                 );
             } else {
-                tracing::info!(edge = self.health.url(), "edge has room again");
+                tracing::info!(
+                    edge = self.health.name(),
+                    url = self.health.url(),
+                    "edge has room again"
+                );
             }
             self.metrics
-                .set_edge_saturated(self.health.url(), saturated);
+                .set_edge_saturated(&self.health.name(), self.health.url(), saturated);
         }
     }
 

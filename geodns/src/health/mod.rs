@@ -27,6 +27,8 @@ use crate::metrics::DnsMetrics;
 #[derive(Debug)]
 pub struct EdgeHealth {
     url: String,
+    /// The edge's name for metrics; the latest configuration's.
+    name: Mutex<String>,
     status: AtomicU8,
     saturated: AtomicBool,
     epoch: Arc<AtomicU64>,
@@ -61,9 +63,10 @@ fn decode(value: u8) -> EdgeStatus {
 }
 
 impl EdgeHealth {
-    fn new(url: String, epoch: Arc<AtomicU64>, initial: EdgeStatus) -> Self {
+    fn new(url: String, name: String, epoch: Arc<AtomicU64>, initial: EdgeStatus) -> Self {
         Self {
             url,
+            name: Mutex::new(name),
             status: AtomicU8::new(encode(initial)),
             saturated: AtomicBool::new(false),
             epoch,
@@ -74,6 +77,12 @@ impl EdgeHealth {
     /// The checked URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The name of the edge checked at this URL (the first configured, when
+    /// several share it), the `edge` label of its metrics.
+    pub fn name(&self) -> String {
+        self.name.lock().clone()
     }
 
     /// Current state.
@@ -167,38 +176,59 @@ impl HealthTable {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// The shared state for `url`, created (without a checker) if new.
-    /// Configured edges start up: answering with the nearest edge at start
-    /// beats answering by weight for the first seconds.
-    pub fn entry(&self, url: &str) -> Arc<EdgeHealth> {
-        self.entry_with(url, EdgeStatus::Up)
+    /// The shared state for `url`, the health URL of edge `name`, created
+    /// (without a checker) if new. Configured edges start up: answering with
+    /// the nearest edge at start beats answering by weight for the first
+    /// seconds.
+    pub fn entry(&self, url: &str, name: &str) -> Arc<EdgeHealth> {
+        self.entry_with(url, name, EdgeStatus::Up)
     }
 
     /// Like [`HealthTable::entry`], starting in `initial` when new: edges
     /// that announce themselves start down and join once their checks pass.
-    pub fn entry_with(&self, url: &str, initial: EdgeStatus) -> Arc<EdgeHealth> {
+    pub fn entry_with(&self, url: &str, name: &str, initial: EdgeStatus) -> Arc<EdgeHealth> {
         let mut edges = self.edges.lock();
-        edges
-            .entry(url.to_string())
-            .or_insert_with(|| {
-                // The gauge exists from the start, not from the first change.
-                self.metrics.set_edge_status(url, initial);
-                Checked {
-                    health: Arc::new(EdgeHealth::new(
-                        url.to_string(),
-                        self.epoch.clone(),
-                        initial,
-                    )),
-                    checker: None,
-                }
-            })
-            .health
-            .clone()
+        self.checked(&mut edges, url, name, initial).health.clone()
+    }
+
+    /// The entry for `url`, created if new, its metric series under `name`.
+    fn checked<'a>(
+        &self,
+        edges: &'a mut HashMap<String, Checked>,
+        url: &str,
+        name: &str,
+        initial: EdgeStatus,
+    ) -> &'a mut Checked {
+        let checked = edges.entry(url.to_string()).or_insert_with(|| {
+            // The gauge exists from the start, not from the first change.
+            self.metrics.set_edge_status(name, url, initial);
+            Checked {
+                health: Arc::new(EdgeHealth::new(
+                    url.to_string(),
+                    name.to_string(),
+                    self.epoch.clone(),
+                    initial,
+                )),
+                checker: None,
+            }
+        });
+        let mut current = checked.health.name.lock();
+        if *current != name {
+            // Renamed in the configuration: the series follow the new name.
+            self.metrics.forget_edge(&current, url);
+            self.metrics
+                .set_edge_status(name, url, checked.health.status());
+            self.metrics
+                .set_edge_saturated(name, url, checked.health.is_saturated());
+            *current = name.to_string();
+        }
+        drop(current);
+        checked
     }
 
     /// Runs one checker per URL in `wanted` and stops checkers of URLs no
     /// longer configured. Must be called inside a Tokio runtime.
-    pub fn reconcile(&self, wanted: &HashMap<String, HealthConfig>) {
+    pub fn reconcile(&self, wanted: &HashMap<String, HealthCheck>) {
         let mut edges = self.edges.lock();
         edges.retain(|url, checked| {
             let keep = wanted.contains_key(url);
@@ -206,33 +236,32 @@ impl HealthTable {
                 if let Some((checker, _)) = &checked.checker {
                     checker.cancel();
                 }
-                self.metrics.forget_edge(url);
+                self.metrics.forget_edge(&checked.health.name(), url);
             }
             keep
         });
-        for (url, config) in wanted {
-            let checked = edges.entry(url.clone()).or_insert_with(|| {
-                // The gauge exists from the start, not from the first change.
-                self.metrics.set_edge_status(url, EdgeStatus::Up);
-                Checked {
-                    health: Arc::new(EdgeHealth::new(
-                        url.clone(),
-                        self.epoch.clone(),
-                        EdgeStatus::Up,
-                    )),
-                    checker: None,
-                }
-            });
+        for (url, check) in wanted {
+            let checked = self.checked(&mut edges, url, &check.edge, EdgeStatus::Up);
             let current = checked.checker.as_ref().map(|(_, running)| running);
-            if current != Some(config) {
+            if current != Some(&check.config) {
                 if let Some((checker, _)) = &checked.checker {
                     checker.cancel();
                 }
                 let stop = self.shutdown.child_token();
-                let probe = HealthProbe::new(checked.health.clone(), *config, self.metrics.clone());
+                let probe =
+                    HealthProbe::new(checked.health.clone(), check.config, self.metrics.clone());
                 tokio::spawn(probe.run(stop.clone()));
-                checked.checker = Some((stop, *config));
+                checked.checker = Some((stop, check.config));
             }
         }
     }
+}
+
+/// One health URL to check: how, and for which edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// The edge's name (the first configured, when several share the URL).
+    pub edge: String,
+    /// Timing and thresholds.
+    pub config: HealthConfig,
 }

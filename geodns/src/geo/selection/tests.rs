@@ -24,7 +24,7 @@ fn edge(table: &HealthTable, name: &str, region: &str, latitude: f64, longitude:
         ipv6: Vec::new(),
         weight: 100,
         bias_km: 0.0,
-        health: Some(table.entry(&format!("http://{name}/healthz"))),
+        health: Some(table.entry(&format!("http://{name}/healthz"), name)),
         drained: false,
         announced: false,
     }
