@@ -376,6 +376,10 @@ pub struct ZoneConfig {
     /// Clients allowed to transfer the zone (AXFR/IXFR); nobody by default.
     #[serde(default)]
     pub allow_transfer: Vec<ipnet::IpNet>,
+    /// Secondaries told by DNS NOTIFY (RFC 1996) at start and whenever the
+    /// serial changes, so that they transfer at once rather than at refresh.
+    #[serde(default)]
+    pub notify: Vec<SocketAddr>,
 }
 
 fn default_record_ttl() -> Duration {

@@ -102,6 +102,8 @@ impl Daemon {
                 admin_config.listen_or(DEFAULT_ADMIN_PORT)
             )
         })?;
+        // Once the zones can be transferred: secondaries ask at once.
+        crate::server::notify::notify_changed_zones(None, &snapshot.load(), &metrics);
         Ok(Self {
             config_path: config_path.to_path_buf(),
             snapshot,
@@ -151,6 +153,7 @@ impl Daemon {
             );
         }
         self.health.reconcile(&snapshot.health_checks());
+        crate::server::notify::notify_changed_zones(Some(&current), &snapshot, &self.metrics);
         log_loaded(&snapshot);
         self.snapshot.store(Arc::new(snapshot));
         Ok(())

@@ -134,6 +134,11 @@ struct CheckLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NotifyLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -158,6 +163,7 @@ pub struct DnsMetrics {
     dropped: Counter,
     tcp_refused: Counter,
     reloads: Family<ReloadLabels, Counter>,
+    notifies: Family<NotifyLabels, Counter>,
     tcp_evicted: Family<EvictionLabels, Counter>,
     /// Shared by every UDP receive loop's answer cache.
     pub answer_cache: CacheMetrics,
@@ -230,6 +236,7 @@ impl DnsMetrics {
             tcp_refused: Counter::default(),
             tcp_evicted: Family::default(),
             reloads: Family::default(),
+            notifies: Family::default(),
             answer_cache: CacheMetrics::default(),
             rate_limit_slipped: Counter::default(),
             rate_limit_dropped: Counter::default(),
@@ -320,6 +327,11 @@ impl DnsMetrics {
             metrics.rate_limit_dropped.clone(),
         );
         registry.register(
+            "dns_notify",
+            "NOTIFY messages to secondaries by outcome: acknowledged, refused (an error reply) or unanswered (after every retry)",
+            metrics.notifies.clone(),
+        );
+        registry.register(
             "config_reloads",
             "Configuration reloads by result",
             metrics.reloads.clone(),
@@ -380,7 +392,12 @@ impl DnsMetrics {
             .inc();
     }
 
-    /// Counts a reload attempt.
+    /// Counts one NOTIFY to one secondary, by outcome.
+    pub fn notified(&self, result: &'static str) {
+        self.notifies.get_or_create(&NotifyLabels { result }).inc();
+    }
+
+    /// Counts one configuration reload.
     pub fn reload(&self, ok: bool) {
         self.reloads
             .get_or_create(&ReloadLabels {

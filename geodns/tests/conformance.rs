@@ -387,3 +387,86 @@ fn server_cookies_are_given_to_every_query_with_a_client_cookie() {
         assert!(reply.edns.is_some(), "FORMERR to EDNS carries OPT");
     }
 }
+
+/// The next NOTIFY the fake secondary receives within `limit`, with where it
+/// came from; `None` when nothing comes.
+fn next_notify(
+    secondary: &std::net::UdpSocket,
+    limit: std::time::Duration,
+) -> Option<(Message, SocketAddr)> {
+    secondary.set_read_timeout(Some(limit)).unwrap();
+    let mut buffer = [0u8; 4096];
+    let (length, from) = secondary.recv_from(&mut buffer).ok()?;
+    Some((Message::from_vec(&buffer[..length]).unwrap(), from))
+}
+
+fn soa_serial(message: &Message) -> u32 {
+    match &message.answers[0].data {
+        RData::SOA(soa) => soa.serial,
+        other => panic!("not an SOA: {other:?}"),
+    }
+}
+
+fn acknowledge(secondary: &std::net::UdpSocket, notify: &Message, to: SocketAddr) {
+    let mut reply = Message::new(
+        notify.metadata.id,
+        hickory_proto::op::MessageType::Response,
+        hickory_proto::op::OpCode::Notify,
+    );
+    reply.queries = notify.queries.clone();
+    reply.metadata.authoritative = true;
+    secondary.send_to(&reply.to_vec().unwrap(), to).unwrap();
+}
+
+#[test]
+fn secondaries_get_a_notify_at_start_and_when_the_serial_changes_until_they_answer() {
+    let secondary =
+        std::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(unique_loopback()), 5399)).unwrap();
+    let (dns, admin) = addresses_for_new_server();
+    let with_notify = |serial: u32| {
+        config(dns, admin, EDGES, "")
+            .replace(
+                "ns = [\"ns1.cdn.test\"]",
+                &format!(
+                    "ns = [\"ns1.cdn.test\"]\nnotify = [\"{}\"]",
+                    secondary.local_addr().unwrap()
+                ),
+            )
+            .replace("serial = 42", &format!("serial = {serial}"))
+    };
+    let geodns = Geodns::start_with(dns, admin, &with_notify(42));
+    let seconds = std::time::Duration::from_secs;
+
+    // At start: a NOTIFY for the zone's SOA, with the SOA as a hint.
+    let (first, _) = next_notify(&secondary, seconds(5)).expect("NOTIFY at start");
+    assert_eq!(first.metadata.op_code, hickory_proto::op::OpCode::Notify);
+    assert!(first.metadata.authoritative);
+    assert_eq!(first.queries[0].name().to_ascii(), "cdn.test.");
+    assert_eq!(first.queries[0].query_type(), RecordType::SOA);
+    assert_eq!(soa_serial(&first), 42);
+    // Unanswered, it is sent again (same message) after the timeout.
+    let (again, from_again) = next_notify(&secondary, seconds(5)).expect("NOTIFY retried");
+    assert_eq!(again.metadata.id, first.metadata.id);
+    acknowledge(&secondary, &again, from_again);
+    assert!(wait_until(seconds(3), || geodns
+        .admin_get("/metrics")
+        .contains("dns_notify_total{result=\"acknowledged\"} 1")));
+    // Acknowledged: no more retries.
+    assert!(next_notify(&secondary, seconds(3)).is_none());
+
+    // A reload that changes the serial notifies again; one that does not, not.
+    reload(&geodns, &with_notify(43));
+    let (changed, from) = next_notify(&secondary, seconds(5)).expect("NOTIFY after reload");
+    assert_eq!(soa_serial(&changed), 43);
+    acknowledge(&secondary, &changed, from);
+    reload(&geodns, &with_notify(43));
+    assert!(wait_until(seconds(5), || geodns
+        .admin_get("/metrics")
+        .contains("config_reloads_total{result=\"success\"} 2")));
+    assert!(next_notify(&secondary, seconds(3)).is_none());
+    assert!(
+        geodns
+            .admin_get("/metrics")
+            .contains("dns_notify_total{result=\"acknowledged\"} 2")
+    );
+}

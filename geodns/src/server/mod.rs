@@ -1,5 +1,5 @@
 //! DNS transports: UDP receive loops and a TCP listener, both handing bytes
-//! to the [`Responder`].
+//! to the [`Responder`]; and NOTIFY sent to secondaries.
 //!
 //! These are our own rather than hickory-server's `Server`: one thread per
 //! UDP socket answers batches inline instead of spawning a task per datagram
@@ -9,6 +9,7 @@
 
 mod batch;
 mod connections;
+pub mod notify;
 mod tcp;
 mod udp;
 

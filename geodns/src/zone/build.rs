@@ -195,6 +195,7 @@ pub fn build_zone(
         soa,
         nodes,
         allow_transfer: config.allow_transfer.clone(),
+        notify: config.notify.clone(),
         serial_source,
         content_digest,
     };

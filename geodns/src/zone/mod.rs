@@ -52,6 +52,7 @@ pub struct Zone {
     soa: Record,
     nodes: HashMap<LowerName, Node>,
     allow_transfer: Vec<ipnet::IpNet>,
+    notify: Vec<std::net::SocketAddr>,
     serial_source: SerialSource,
     content_digest: u64,
 }
@@ -111,6 +112,11 @@ impl Zone {
             RData::SOA(soa) => soa.serial,
             _ => 0,
         }
+    }
+
+    /// Secondaries to send NOTIFY to when the serial changes.
+    pub fn notify_targets(&self) -> &[std::net::SocketAddr] {
+        &self.notify
     }
 
     /// Where the serial came from.
