@@ -23,6 +23,42 @@ use crate::health::{HealthCheck, HealthTable};
 use crate::metrics::{DnsMetrics, ServiceCounters};
 use crate::zone::{ServiceId, Zone, build_zone};
 
+/// Whether building a snapshot opens the geoip sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// Open the databases and override files (serving, full checks).
+    Open,
+    /// Leave them out: structure-only checks for a host without them.
+    Skip,
+}
+
+/// Every error found in a configuration, so that one check shows them all.
+#[derive(Debug)]
+pub struct ConfigErrors(Vec<anyhow::Error>);
+
+impl ConfigErrors {
+    /// `Ok` when `errors` is empty.
+    fn check(mut errors: Vec<anyhow::Error>) -> anyhow::Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Self(errors).into()),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} errors:", self.0.len())?;
+        for error in &self.0 {
+            write!(f, "\n  {}", shared::report::describe(error.as_ref()))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
 /// The state queries read.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -64,12 +100,25 @@ impl Snapshot {
         metrics: &DnsMetrics,
         cluster: &ClusterView,
     ) -> anyhow::Result<Self> {
+        Self::load_with(path, health, metrics, cluster, Sources::Open)
+    }
+
+    /// Loads `path` and builds a snapshot from it and the cluster view,
+    /// opening the geoip sources or (`Sources::Skip`) leaving them out: to
+    /// check a configuration on a host that lacks its databases.
+    pub fn load_with(
+        path: &Path,
+        health: &HealthTable,
+        metrics: &DnsMetrics,
+        cluster: &ClusterView,
+        sources: Sources,
+    ) -> anyhow::Result<Self> {
         let mut config: Config = shared::config::load(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         if let Some(etcd) = &mut config.cluster {
             etcd.resolve_paths(base_dir);
         }
-        let mut snapshot = Self::build(config, base_dir, health, metrics, cluster)
+        let mut snapshot = Self::build_with(config, base_dir, health, metrics, cluster, sources)
             .with_context(|| format!("{}", path.display()))?;
         snapshot.source = Some(path.to_path_buf());
         Ok(snapshot)
@@ -84,11 +133,33 @@ impl Snapshot {
         metrics: &DnsMetrics,
         cluster: &ClusterView,
     ) -> anyhow::Result<Self> {
-        if let Some(etcd) = &config.cluster {
-            etcd.validate()?;
+        Self::build_with(config, base_dir, health, metrics, cluster, Sources::Open)
+    }
+
+    /// [`Snapshot::build`], with the geoip sources opened or skipped. Every
+    /// error is reported, not only the first: sections are checked
+    /// independently, and a failed geoip source does not hide the errors of
+    /// the services.
+    fn build_with(
+        config: Config,
+        base_dir: &Path,
+        health: &HealthTable,
+        metrics: &DnsMetrics,
+        cluster: &ClusterView,
+        sources: Sources,
+    ) -> anyhow::Result<Self> {
+        let mut errors = Vec::new();
+        if let Some(etcd) = &config.cluster
+            && let Err(error) = etcd.validate()
+        {
+            errors.push(anyhow::Error::from(error));
         }
-        config.admin.validate().map_err(anyhow::Error::msg)?;
-        config.server.validate().map_err(anyhow::Error::msg)?;
+        if let Err(error) = config.admin.validate() {
+            errors.push(anyhow::Error::msg(error));
+        }
+        if let Err(error) = config.server.validate() {
+            errors.push(anyhow::Error::msg(error));
+        }
         let health_sections = std::iter::once(("health", &config.health)).chain(
             config.services.values().filter_map(|service| {
                 service
@@ -99,23 +170,44 @@ impl Snapshot {
         );
         for (key, section) in health_sections {
             if !(section.saturated_at > 0.0 && section.saturated_at <= 1.0) {
-                bail!(
+                errors.push(anyhow::anyhow!(
                     "{key}.saturated_at: {} is not a share between 0 (excluded) and 1",
                     section.saturated_at
-                );
+                ));
             }
         }
-        let locator = Arc::new(crate::sources::open_locator(&config.geoip, base_dir)?);
-        if locator.databases().is_empty()
-            && locator.overrides().is_empty()
-            && !config.services.is_empty()
-        {
-            tracing::warn!(
-                "no geoip databases or overrides configured: every client gets the fallback answer"
-            );
-        }
-        let (services, counters) = build_services(&config, &locator, health, metrics, cluster)?;
-        let (zones, zone_index) = build_zones(&config, base_dir)?;
+        let locator = match sources {
+            Sources::Open => match crate::sources::open_locator(&config.geoip, base_dir) {
+                Ok(locator) => {
+                    if locator.databases().is_empty()
+                        && locator.overrides().is_empty()
+                        && !config.services.is_empty()
+                    {
+                        tracing::warn!(
+                            "no geoip databases or overrides configured: every client gets the fallback answer"
+                        );
+                    }
+                    Some(locator)
+                }
+                Err(error) => {
+                    errors.push(error);
+                    None
+                }
+            },
+            Sources::Skip => None,
+        };
+        let (services, counters) = build_services(
+            &config,
+            locator.as_ref(),
+            health,
+            metrics,
+            cluster,
+            &mut errors,
+        );
+        let (zones, zone_index) = build_zones(&config, base_dir, &mut errors);
+        ConfigErrors::check(errors)?;
+        let locator =
+            Arc::new(locator.unwrap_or_else(|| Locator::new(Default::default(), Vec::new())));
         Ok(Self {
             source: None,
             config,
@@ -138,8 +230,16 @@ impl Snapshot {
         metrics: &DnsMetrics,
         cluster: &ClusterView,
     ) -> anyhow::Result<Self> {
-        let (services, counters) =
-            build_services(&self.config, &self.locator, health, metrics, cluster)?;
+        let mut errors = Vec::new();
+        let (services, counters) = build_services(
+            &self.config,
+            Some(&self.locator),
+            health,
+            metrics,
+            cluster,
+            &mut errors,
+        );
+        ConfigErrors::check(errors)?;
         Ok(Self {
             source: self.source.clone(),
             config: self.config.clone(),
@@ -203,22 +303,27 @@ impl Snapshot {
 }
 
 /// The geo services with their static and announced edges, and their counters.
+/// Services with errors are left out and their errors added to `errors`.
 fn build_services(
     config: &Config,
-    locator: &Locator,
+    locator: Option<&Locator>,
     health: &HealthTable,
     metrics: &DnsMetrics,
     cluster: &ClusterView,
-) -> anyhow::Result<(Vec<Service>, Vec<ServiceCounters>)> {
+    errors: &mut Vec<anyhow::Error>,
+) -> (Vec<Service>, Vec<ServiceCounters>) {
     let mut services = Vec::new();
     let mut counters = Vec::new();
     for (name, service) in &config.services {
         let key = format!("services.{name}");
         if !config.zones.contains_key(&service.zone) {
-            bail!("{key}.zone: no zone \"{}\" is configured", service.zone);
+            errors.push(anyhow::anyhow!(
+                "{key}.zone: no zone \"{}\" is configured",
+                service.zone
+            ));
         }
         let clustered = config.cluster.is_some();
-        let mut built = build_service(
+        let built = build_service(
             name,
             service,
             &config.health,
@@ -226,20 +331,29 @@ fn build_services(
             health,
             &key,
             clustered,
-        )?;
+        );
+        let mut built = match built {
+            Ok(built) => built,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
         add_members(&mut built, cluster, health);
         let edge_names: Vec<String> = built.edges.iter().map(|edge| edge.name.clone()).collect();
         counters.push(metrics.service_counters(name, &edge_names));
         services.push(built);
     }
-    Ok((services, counters))
+    (services, counters)
 }
 
 /// Zones with the owner names of the geo services in each, and the index by apex.
+/// Zones with errors are left out and their errors added to `errors`.
 fn build_zones(
     config: &Config,
     base_dir: &Path,
-) -> anyhow::Result<(Vec<Zone>, HashMap<LowerName, usize>)> {
+    errors: &mut Vec<anyhow::Error>,
+) -> (Vec<Zone>, HashMap<LowerName, usize>) {
     let mut geo_names: HashMap<&str, Vec<(String, ServiceId)>> = HashMap::new();
     for (id, service) in config.services.values().enumerate() {
         for owner in &service.names {
@@ -253,16 +367,23 @@ fn build_zones(
     let mut zone_index = HashMap::new();
     for (apex, zone_config) in &config.zones {
         let names = geo_names.get(apex.as_str()).map_or(&[][..], Vec::as_slice);
-        let zone = build_zone(apex, zone_config, base_dir, names)?;
+        let zone = match build_zone(apex, zone_config, base_dir, names) {
+            Ok(zone) => zone,
+            Err(error) => {
+                errors.push(error.into());
+                continue;
+            }
+        };
         if zone_index
             .insert(zone.apex().clone(), zones.len())
             .is_some()
         {
-            bail!("zones.\"{apex}\": configured twice");
+            errors.push(anyhow::anyhow!("zones.\"{apex}\": configured twice"));
+            continue;
         }
         zones.push(zone);
     }
-    Ok((zones, zone_index))
+    (zones, zone_index)
 }
 
 /// Adds the edges announced for `service` (by name order, so every geodns
@@ -324,7 +445,7 @@ fn build_service(
     name: &str,
     config: &ServiceConfig,
     defaults: &HealthConfig,
-    locator: &Locator,
+    locator: Option<&Locator>,
     health: &HealthTable,
     key: &str,
     clustered: bool,
@@ -386,9 +507,11 @@ fn build_service(
     })
 }
 
+/// Without a `locator` (geoip sources skipped or failed to open), an edge
+/// without a configured location is not checked for one.
 fn build_edge(
     config: &EdgeConfig,
-    locator: &Locator,
+    locator: Option<&Locator>,
     health: &HealthTable,
     key: &str,
 ) -> anyhow::Result<Edge> {
@@ -400,9 +523,10 @@ fn build_edge(
     let Some(address) = first_address else {
         bail!("{key}: an edge needs at least one address in ipv4 or ipv6");
     };
-    let location = match config.location {
-        Some(location) => location,
-        None => match locator
+    let location = match (config.location, locator) {
+        (Some(location), _) => location,
+        (None, None) => Coordinates::ZERO,
+        (None, Some(locator)) => match locator
             .locate(address)
             .ok()
             .and_then(|found| found.location)

@@ -248,3 +248,76 @@ fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
         "{stderr}"
     );
 }
+
+fn check_config(config: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_geodns"))
+        .arg("check-config")
+        .args(args)
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_reports_every_error_of_the_file_at_once() {
+    let config = default_config()
+        .replace(
+            "fallback = { region = \"us\" }",
+            "fallback = { region = \"mars\" }",
+        )
+        .replace("value = \"192.0.2.80\"", "value = \"192.0.2.800\"")
+        .replace(
+            "databases = [\"geo.mmdb\"]",
+            "databases = [\"missing.mmdb\"]",
+        );
+    let dir = write_setup(&config);
+    let output = check_config(&dir.path().join("geodns.toml"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 errors:"), "{stderr}");
+    assert!(stderr.contains("missing.mmdb"), "{stderr}");
+    assert!(
+        stderr.contains("services.www.fallback: no edge is in region \"mars\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("192.0.2.800"), "{stderr}");
+}
+
+#[test]
+fn check_config_structure_only_skips_the_databases_and_checks_the_rest() {
+    let config = default_config().replace(
+        "databases = [\"geo.mmdb\"]",
+        "databases = [\"elsewhere.mmdb\"]",
+    );
+    let dir = write_setup(&config);
+    let path = dir.path().join("geodns.toml");
+    let full = check_config(&path, &[]);
+    assert_eq!(full.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&full.stderr).contains("elsewhere.mmdb"));
+
+    let structure = check_config(&path, &["--structure-only"]);
+    assert!(
+        structure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&structure.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&structure.stdout);
+    assert!(
+        stdout.contains("structure OK (1 zones, 1 services, 2 edges; 1 databases and 0 override files not opened)"),
+        "{stdout}"
+    );
+
+    let broken = config.replace(
+        "fallback = { region = \"us\" }",
+        "fallback = { region = \"mars\" }",
+    );
+    std::fs::write(&path, broken).unwrap();
+    let structure = check_config(&path, &["--structure-only"]);
+    assert_eq!(structure.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&structure.stderr)
+            .contains("services.www.fallback: no edge is in region \"mars\""),
+        "{}",
+        String::from_utf8_lossy(&structure.stderr)
+    );
+}

@@ -29,6 +29,13 @@ pub struct InvalidCoordinates {
 }
 
 impl Coordinates {
+    /// 0°, 0°: a placeholder where no location can be known, such as an
+    /// edge checked without its geoip sources.
+    pub const ZERO: Self = Self {
+        latitude: 0.0,
+        longitude: 0.0,
+    };
+
     /// Checks the ranges: latitude -90..=90, longitude -180..=180.
     pub fn new(latitude: f64, longitude: f64) -> Result<Self, InvalidCoordinates> {
         if (-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude) {

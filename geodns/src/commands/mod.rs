@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub use self::ctl::{CtlCommand, EtcdArgs};
 pub use self::geoip::GeoipCommand;
+use crate::snapshot::Sources;
 
 /// Geo-aware authoritative DNS load balancer.
 #[derive(Debug, Parser)]
@@ -33,10 +34,14 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a configuration file (and the files it names); exit 1 with the errors.
+    /// Validate a configuration file (and the files it names); exit 1 with every error found.
     CheckConfig {
         /// Configuration file.
         config: PathBuf,
+        /// Check everything but the geoip databases and override files,
+        /// which are not opened: for a host that does not have them.
+        #[arg(long)]
+        structure_only: bool,
     },
     /// Show how a client address is located and answered: by the running
     /// server (live health, drains) when its admin API answers, else offline.
@@ -75,9 +80,18 @@ impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Run { config } => serve::run(&config),
-            Self::CheckConfig { config } => {
-                serve::check_config(&config, &mut std::io::stdout().lock())
-            }
+            Self::CheckConfig {
+                config,
+                structure_only,
+            } => serve::check_config(
+                &config,
+                if structure_only {
+                    Sources::Skip
+                } else {
+                    Sources::Open
+                },
+                &mut std::io::stdout().lock(),
+            ),
             Self::Explain {
                 config,
                 ip,

@@ -68,7 +68,15 @@ pub fn build_zone(
         );
         let (_, sets) = Parser::new(text, None, Some(origin.clone()))
             .parse()
-            .map_err(|e| error(key.clone(), format!("invalid record: {e}")))?;
+            .map_err(|e| {
+                error(
+                    key.clone(),
+                    format!(
+                        "invalid record: {} {} \"{}\": {e}",
+                        record.name, record.record_type, record.value
+                    ),
+                )
+            })?;
         for set in sets.into_values() {
             for parsed in set.records_without_rrsigs() {
                 if parsed.record_type() == RecordType::SOA {
