@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use geoip::{Coordinates, Locator};
 use hickory_proto::rr::LowerName;
 use shared::EdgeStatus;
@@ -43,6 +43,24 @@ impl ConfigErrors {
             0 => Ok(()),
             1 => Err(errors.remove(0)),
             _ => Err(Self(errors).into()),
+        }
+    }
+
+    /// `error` (one, or several as `ConfigErrors`) with each message
+    /// pointing at its line in the file at `path` where its key is written.
+    fn located(path: &Path, error: anyhow::Error) -> anyhow::Error {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let locate = |error: &anyhow::Error| {
+            anyhow::Error::msg(shared::config::locate_message(
+                path,
+                &text,
+                &shared::report::describe(error.as_ref()),
+            ))
+        };
+        match error.downcast::<ConfigErrors>() {
+            Ok(errors) => anyhow::Error::new(Self(errors.0.iter().map(locate).collect()))
+                .context(path.display().to_string()),
+            Err(error) => locate(&error),
         }
     }
 }
@@ -119,7 +137,7 @@ impl Snapshot {
             etcd.resolve_paths(base_dir);
         }
         let mut snapshot = Self::build_with(config, base_dir, health, metrics, cluster, sources)
-            .with_context(|| format!("{}", path.display()))?;
+            .map_err(|error| ConfigErrors::located(path, error))?;
         snapshot.source = Some(path.to_path_buf());
         Ok(snapshot)
     }

@@ -276,11 +276,38 @@ fn check_config_reports_every_error_of_the_file_at_once() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("3 errors:"), "{stderr}");
     assert!(stderr.contains("missing.mmdb"), "{stderr}");
+    // Semantic errors point at the line of their key, as parse errors do.
+    let path = dir.path().join("geodns.toml");
+    let line_of = |needle: &str| {
+        config
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap()
+            + 1
+    };
     assert!(
-        stderr.contains("services.www.fallback: no edge is in region \"mars\""),
+        stderr.contains(&format!(
+            "{}:{}:1: services.www.fallback: no edge is in region \"mars\"",
+            path.display(),
+            line_of("region = \"mars\"")
+        )),
         "{stderr}"
     );
-    assert!(stderr.contains("192.0.2.800"), "{stderr}");
+    let records_header = config
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.starts_with("[[zones.\"cdn.test\".records]]"))
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "{}:{records_header}:1: zones.\"cdn.test\".records[1]: invalid record: static A \"192.0.2.800\"",
+            path.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

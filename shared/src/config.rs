@@ -117,6 +117,98 @@ pub fn parse<T: DeserializeOwned>(path: impl AsRef<Path>, text: &str) -> Result<
     })
 }
 
+/// Prefixes `message` with `path:line:column: ` when it starts with a key
+/// path (`services.www.fallback: ...`, as semantic checks write them) that
+/// `text` holds, or with `path: ` otherwise: so that errors found after
+/// parsing point at the line as parse errors do.
+pub fn locate_message(path: &Path, text: &str, message: &str) -> String {
+    let position = message
+        .split_once(": ")
+        .and_then(|(key, _)| key_position(text, key));
+    match position {
+        Some((line, column)) => format!("{}:{line}:{column}: {message}", path.display()),
+        None => format!("{}: {message}", path.display()),
+    }
+}
+
+/// The 1-based line and column where the key at `key` (dotted, with quoted
+/// keys and `[n]` array items, as error messages write it) is written in
+/// `text`; for a path only partly present, where the deepest present part is.
+pub fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let segments = key_segments(key)?;
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut value: Option<&toml::de::DeValue<'_>> = None;
+    let mut found: Option<usize> = None;
+    for segment in &segments {
+        match segment {
+            KeySegment::Key(name) => {
+                if let Some(toml::de::DeValue::Table(inner)) = value {
+                    table = inner;
+                } else if value.is_some() {
+                    break;
+                }
+                let Some((spanned_key, spanned_value)) =
+                    table.iter().find(|(k, _)| k.get_ref().as_ref() == name)
+                else {
+                    break;
+                };
+                found = Some(spanned_key.span().start);
+                value = Some(spanned_value.get_ref());
+            }
+            KeySegment::Index(index) => {
+                let Some(toml::de::DeValue::Array(items)) = value else {
+                    break;
+                };
+                let Some(item) = items.get(*index) else {
+                    break;
+                };
+                found = Some(item.span().start);
+                value = Some(item.get_ref());
+            }
+        }
+    }
+    found.map(|offset| line_and_column(text, offset))
+}
+
+/// One step of a key path.
+#[derive(Debug, PartialEq)]
+enum KeySegment {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits `a.b."c.d"[2].e` into its steps; `None` when it is no key path.
+fn key_segments(key: &str) -> Option<Vec<KeySegment>> {
+    let mut segments = Vec::new();
+    let mut rest = key;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('"') {
+            let end = after.find('"')?;
+            segments.push(KeySegment::Key(after[..end].to_string()));
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            segments.push(KeySegment::Index(after[..end].parse().ok()?));
+            rest = &after[end + 1..];
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return None;
+            }
+            segments.push(KeySegment::Key(name.to_string()));
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    (!segments.is_empty()).then_some(segments)
+}
+
 /// Renders serde_path_to_error's path as dotted keys with `[n]` for array items.
 fn key_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
@@ -184,6 +276,34 @@ mod tests {
         parse::<Root>("geodns.toml", toml)
             .expect_err("config should be rejected")
             .to_string()
+    }
+
+    #[test]
+    fn key_positions_follow_tables_arrays_and_quoted_keys() {
+        let text = "[zones.\"cdn.test\"]\nttl = \"1h\"\n\n[[zones.\"cdn.test\".records]]\nname = \"a\"\n\n[[zones.\"cdn.test\".records]]\nname = \"b\"\n\n[services.www]\nfallback = { region = \"mars\" }\n";
+        assert_eq!(key_position(text, "services.www.fallback"), Some((11, 1)));
+        assert_eq!(
+            key_position(text, "services.www.fallback.region"),
+            Some((11, 14))
+        );
+        assert_eq!(
+            key_position(text, "zones.\"cdn.test\".records[1]"),
+            Some((7, 1))
+        );
+        assert_eq!(key_position(text, "zones.\"cdn.test\".ttl"), Some((2, 1)));
+        // Partly present: the deepest part.
+        assert_eq!(key_position(text, "services.www.answers"), Some((10, 11)));
+        // A wildcard names no single place.
+        assert_eq!(key_position(text, "services.*.health"), None);
+        assert_eq!(key_position(text, "not a key"), None);
+        assert_eq!(
+            locate_message(Path::new("g.toml"), text, "services.www.fallback: no edge"),
+            "g.toml:11:1: services.www.fallback: no edge"
+        );
+        assert_eq!(
+            locate_message(Path::new("g.toml"), text, "cannot open x.mmdb"),
+            "g.toml: cannot open x.mmdb"
+        );
     }
 
     #[test]
