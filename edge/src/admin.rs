@@ -37,12 +37,12 @@ pub fn router(
             let report = health(&health_edge, &health_connections);
             async move { json_response(&report) }
         })
-        .get("/metrics", move |_| {
+        .get("/metrics", move |request| {
             let store = metrics_edge.store();
             metrics.update_store(store.objects(), store.used_bytes(), store.evictions());
             metrics.connections_open.set(connections.open() as i64);
-            let body = shared::metrics::encode(&registry);
-            async move { respond(StatusCode::OK, shared::metrics::CONTENT_TYPE, body) }
+            let response = shared::admin::metrics_response(&request, &registry);
+            async move { response }
         })
         .get("/ring", move |_| {
             let body = ring(&ring_edge);

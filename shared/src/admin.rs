@@ -191,11 +191,12 @@ impl AdminRouter {
         self.route(Method::POST, Access::Change, path, handler)
     }
 
-    /// Serves `registry` at `/metrics`.
+    /// Serves `registry` at `/metrics`, as OpenMetrics or the classic
+    /// Prometheus text format by the request's `Accept`.
     pub fn metrics(self, registry: Arc<Registry>) -> Self {
-        self.get("/metrics", move |_| {
-            let body = metrics::encode(&registry);
-            async move { respond(StatusCode::OK, metrics::CONTENT_TYPE, body) }
+        self.get("/metrics", move |request| {
+            let response = metrics_response(&request, &registry);
+            async move { response }
         })
     }
 
@@ -414,6 +415,21 @@ fn secrets_match(presented: &[u8], expected: &[u8]) -> bool {
         equal &= byte.ct_eq(&expected[index % expected.len()]);
     }
     equal.into()
+}
+
+/// `registry` as OpenMetrics or the classic Prometheus text format, by the
+/// request's `Accept` (see [`metrics::Exposition::negotiate`]).
+pub fn metrics_response(request: &AdminRequest, registry: &Registry) -> AdminResponse {
+    let accept = request
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let exposition = metrics::Exposition::negotiate(accept);
+    respond(
+        StatusCode::OK,
+        exposition.content_type(),
+        exposition.encode(registry),
+    )
 }
 
 /// A response with the given status, content type and body.

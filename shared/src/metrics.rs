@@ -14,11 +14,116 @@ pub use prometheus_client::registry::Registry;
 /// The media type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The media type of the classic Prometheus text format.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Renders every metric in `registry` as OpenMetrics text.
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// The two text formats `/metrics` speaks: Prometheus asks for OpenMetrics,
+/// while `curl`, older scrapers and `promtool check metrics` read the
+/// classic format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+    /// `text/plain; version=0.0.4`.
+    Prometheus,
+}
+
+impl Exposition {
+    /// OpenMetrics when `accept` lists it with a quality at least that of
+    /// `text/plain` (Prometheus sends both, preferring OpenMetrics); the
+    /// classic format otherwise, and without an `Accept` header.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Prometheus;
+        };
+        let mut openmetrics: f32 = 0.0;
+        let mut plain: f32 = 0.0;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|param| param.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .and_then(|(_, value)| value.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(quality),
+                "text/plain" => plain = plain.max(quality),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= plain {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => CONTENT_TYPE,
+            Self::Prometheus => PROMETHEUS_CONTENT_TYPE,
+        }
+    }
+
+    /// Every metric in `registry` in this format.
+    pub fn encode(self, registry: &Registry) -> String {
+        let openmetrics = encode(registry);
+        match self {
+            Self::OpenMetrics => openmetrics,
+            Self::Prometheus => openmetrics_to_prometheus(&openmetrics),
+        }
+    }
+}
+
+/// Rewrites OpenMetrics text as the classic Prometheus format: counter
+/// families are named by their `_total` samples, `unknown` is `untyped`,
+/// info and stateset families are gauges, and `# UNIT` and `# EOF` go.
+/// Samples are the same in both.
+fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // HELP precedes TYPE, but the classic name depends on the type.
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (classic_name, classic_kind) = match kind {
+                "counter" if !name.ends_with("_total") => (format!("{name}_total"), "counter"),
+                "counter" => (name.to_string(), "counter"),
+                "gauge" | "histogram" | "summary" => (name.to_string(), kind),
+                "info" => (format!("{name}_info"), "gauge"),
+                "stateset" => (name.to_string(), "gauge"),
+                "gaugehistogram" => (name.to_string(), "histogram"),
+                _ => (name.to_string(), "untyped"),
+            };
+            if let Some((help_name, help)) = pending_help.take()
+                && help_name == name
+            {
+                out.push_str(&format!("# HELP {classic_name} {help}\n"));
+            }
+            out.push_str(&format!("# TYPE {classic_name} {classic_kind}\n"));
+        } else if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        } else {
+            if let Some((name, help)) = pending_help.take() {
+                out.push_str(&format!("# HELP {name} {help}\n"));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -136,6 +241,42 @@ impl EncodeMetric for AtomicHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposition_follows_accept() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(
+            Exposition::negotiate(Some(prometheus)),
+            Exposition::OpenMetrics
+        );
+        assert_eq!(Exposition::negotiate(None), Exposition::Prometheus);
+        assert_eq!(Exposition::negotiate(Some("*/*")), Exposition::Prometheus);
+        assert_eq!(
+            Exposition::negotiate(Some("text/plain, application/openmetrics-text;q=0.5")),
+            Exposition::Prometheus
+        );
+        assert_eq!(
+            Exposition::negotiate(Some("application/openmetrics-text;q=0")),
+            Exposition::Prometheus
+        );
+    }
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples_and_has_no_eof() {
+        use prometheus_client::metrics::counter::Counter;
+        let mut registry = new_registry("edge", "1.0.0");
+        let counter = Counter::<u64>::default();
+        counter.inc();
+        registry.register("requests", "Requests \\ served", counter);
+        let text = Exposition::Prometheus.encode(&registry);
+        assert!(text.contains("# HELP requests_total Requests"), "{text}");
+        assert!(
+            text.contains("# TYPE requests_total counter\nrequests_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE build_info gauge"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+    }
 
     #[test]
     fn build_info_is_exported() {

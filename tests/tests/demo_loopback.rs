@@ -158,3 +158,86 @@ async fn regions_get_their_edges_fetch_through_them_and_fail_over() {
         == [eu]));
     assert!(geodns.try_wait().is_none(), "geodns still running");
 }
+
+/// `promtool check metrics` on `text`: its complaints, empty when clean.
+fn promtool_problems(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() && said.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{:?}: {said}", output.status)
+    }
+}
+
+#[tokio::test]
+async fn metrics_of_both_binaries_are_clean_prometheus_text_and_openmetrics_on_request() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        e2e::requirements::missing("promtool", "apt-get install prometheus");
+        return;
+    }
+    let topology = Topology::new();
+    let _edge = topology.start("edge", "edge-eu.toml");
+    let _geodns = topology.start("geodns", "geodns.toml");
+    let admins = [
+        ("geodns", SocketAddr::new(topology.address(1), 9153)),
+        ("edge", SocketAddr::new(topology.address(11), 9180)),
+    ];
+    for (program, admin) in admins {
+        assert!(
+            wait_until(Duration::from_secs(10), || e2e::http::get(
+                admin, "/metrics"
+            )
+            .is_ok_and(|response| response.status == 200)),
+            "{program} admin at {admin}"
+        );
+        // No Accept (curl, promtool, older scrapers): the classic format.
+        let classic = e2e::http::get(admin, "/metrics").unwrap();
+        assert_eq!(
+            classic.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            "{program}"
+        );
+        assert!(!classic.body.contains("# EOF"), "{program}");
+        assert!(
+            classic.body.contains("# TYPE build_info gauge"),
+            "{program}: {}",
+            classic.body
+        );
+        let problems = promtool_problems(&classic.body);
+        assert!(
+            problems.is_empty(),
+            "{program}: {problems}\n{}",
+            classic.body
+        );
+
+        // What Prometheus sends: OpenMetrics, ending in # EOF.
+        let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let openmetrics =
+            e2e::http::request(admin, "GET", "/metrics", &[("Accept", prometheus_accept)]).unwrap();
+        assert_eq!(
+            openmetrics.header("content-type"),
+            Some("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            "{program}"
+        );
+        assert!(openmetrics.body.ends_with("# EOF\n"), "{program}");
+    }
+}
