@@ -28,16 +28,24 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     if let Some(etcd) = &mut config.cluster {
         etcd.resolve_paths(path.parent().unwrap_or(Path::new(".")));
     }
-    config
-        .admin
-        .validate()
-        .and_then(|()| config.server.validate())
-        .and_then(|()| config.cache.validate())
-        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    // Every check runs, so that one check-config shows every error.
+    let mut errors: Vec<String> = [
+        config.admin.validate(),
+        config.server.validate(),
+        config.cache.validate(),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
-    Edge::new(&config, metrics).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-    Cluster::validate(&config).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    if let Err(error) = Edge::new(&config, metrics) {
+        errors.push(shared::report::describe(error.as_ref()));
+    }
+    if let Err(error) = Cluster::validate(&config) {
+        errors.push(shared::report::describe(error.as_ref()));
+    }
+    shared::config::SemanticErrors::check(path, errors)?;
     Ok(config)
 }
 

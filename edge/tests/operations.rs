@@ -244,6 +244,36 @@ async fn check_config_rejects_bad_files() {
 }
 
 #[test]
+fn check_config_reports_every_error_at_the_line_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "[origin]\nurls = [\"ftp://x\"]\n[admin]\nlisten = \"0.0.0.0:9180\"\n[server]\nproxy_protocol = true\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let at = |position: &str| format!("{}:{position}: ", path.display());
+    assert!(stderr.contains("3 errors:"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}origin.urls[0]: \"ftp://x\"", at("2:9"))),
+        "{stderr}"
+    );
+    assert!(
+        // The key is missing: the line of its table.
+        stderr.contains(&format!("{}server.proxy_protocol_from:", at("5:2"))),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set admin.token"), "{stderr}");
+}
+
+#[test]
 fn admin_beyond_loopback_without_a_token_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.toml");

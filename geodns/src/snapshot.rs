@@ -49,18 +49,17 @@ impl ConfigErrors {
     /// `error` (one, or several as `ConfigErrors`) with each message
     /// pointing at its line in the file at `path` where its key is written.
     fn located(path: &Path, error: anyhow::Error) -> anyhow::Error {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let locate = |error: &anyhow::Error| {
-            anyhow::Error::msg(shared::config::locate_message(
-                path,
-                &text,
-                &shared::report::describe(error.as_ref()),
-            ))
+        let messages = match error.downcast::<ConfigErrors>() {
+            Ok(errors) => errors
+                .0
+                .iter()
+                .map(|error| shared::report::describe(error.as_ref()))
+                .collect(),
+            Err(error) => vec![shared::report::describe(error.as_ref())],
         };
-        match error.downcast::<ConfigErrors>() {
-            Ok(errors) => anyhow::Error::new(Self(errors.0.iter().map(locate).collect()))
-                .context(path.display().to_string()),
-            Err(error) => locate(&error),
+        match shared::config::SemanticErrors::check(path, messages) {
+            Ok(()) => anyhow::anyhow!("{}: invalid configuration", path.display()),
+            Err(errors) => errors.into(),
         }
     }
 }

@@ -117,6 +117,60 @@ pub fn parse<T: DeserializeOwned>(path: impl AsRef<Path>, text: &str) -> Result<
     })
 }
 
+/// What checks after parsing found wrong in a file (references between
+/// sections, values the schema cannot check), every one of them, each
+/// located at the line of its key.
+#[derive(Debug)]
+pub struct SemanticErrors {
+    path: PathBuf,
+    /// Located messages, in the order found, without repeats.
+    messages: Vec<String>,
+}
+
+impl SemanticErrors {
+    /// `Ok` when `messages` is empty; otherwise every message, located in
+    /// the file at `path` by the key it starts with (see [`locate_message`]).
+    pub fn check(path: &Path, messages: Vec<String>) -> Result<(), Self> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut located: Vec<String> = Vec::new();
+        for message in messages {
+            let message = locate_message(path, &text, &message);
+            if !located.contains(&message) {
+                located.push(message);
+            }
+        }
+        Err(Self {
+            path: path.to_path_buf(),
+            messages: located,
+        })
+    }
+
+    /// The located messages.
+    pub fn messages(&self) -> &[String] {
+        &self.messages
+    }
+}
+
+impl fmt::Display for SemanticErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.messages.as_slice() {
+            [one] => f.write_str(one),
+            many => {
+                write!(f, "{}: {} errors:", self.path.display(), many.len())?;
+                for message in many {
+                    write!(f, "\n  {message}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SemanticErrors {}
+
 /// Prefixes `message` with `path:line:column: ` when it starts with a key
 /// path (`services.www.fallback: ...`, as semantic checks write them) that
 /// `text` holds, or with `path: ` otherwise: so that errors found after
