@@ -155,13 +155,17 @@ fn scopes_are_uniform_and_maximal_on_geolite2() {
     assert!(maximal * 100 >= scopes.len() * 95);
 }
 
-#[test]
-fn dbip_split_files_place_clients_in_both_families() {
-    let databases = e2e::geo_databases::real_databases();
+/// A two-edge service over the given DB-IP files.
+fn dbip_snapshot(files: &[&Path]) -> Snapshot {
+    let databases = files
+        .iter()
+        .map(|path| format!("\"{}\"", path.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let config = format!(
         r#"
 [geoip]
-databases = ["{}", "{}"]
+databases = [{databases}]
 
 [zones."cdn.test"]
 soa = {{ mname = "ns.other.net", rname = "h.cdn.test" }}
@@ -182,21 +186,25 @@ name = "iad"
 location = {{ latitude = 39.04, longitude = -77.49 }}
 ipv4 = ["192.0.2.2"]
 ipv6 = ["2001:db8::2"]
-"#,
-        databases.dbip_flat_ipv4.display(),
-        databases.dbip_flat_ipv6.display()
+"#
     );
     let config = shared::config::parse("dbip.toml", &config).unwrap();
     let metrics = DnsMetrics::register(&mut prometheus_client::registry::Registry::default());
     let health = HealthTable::new(metrics.clone(), CancellationToken::new());
-    let snapshot = Snapshot::build(
+    Snapshot::build(
         config,
         Path::new("."),
         &health,
         &metrics,
         &ClusterView::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn dbip_split_files_place_clients_in_both_families() {
+    let databases = e2e::geo_databases::real_databases();
+    let snapshot = dbip_snapshot(&[&databases.dbip_flat_ipv4, &databases.dbip_flat_ipv6]);
     for (client, family, expected) in [
         ("193.0.0.1", Family::V4, "ams"),
         ("2001:67c:2e8::1", Family::V6, "ams"),
@@ -207,4 +215,33 @@ ipv6 = ["2001:db8::2"]
         assert_eq!(chosen, expected, "{client}");
         assert!(decision.scope > 0, "{client}");
     }
+}
+
+/// The IPv6 file of DB-IP holds no IPv4 records, so IPv4 clients are merged
+/// over the IPv4 file alone: the same scopes as with that file by itself.
+#[test]
+fn dbip_split_files_merge_ipv4_scopes_as_the_ipv4_file_alone_does() {
+    let databases = e2e::geo_databases::real_databases();
+    let both = dbip_snapshot(&[&databases.dbip_flat_ipv4, &databases.dbip_flat_ipv6]);
+    let alone = dbip_snapshot(&[&databases.dbip_flat_ipv4]);
+    let mut state = 0x0bad_f00d_u32;
+    let mut scopes = Vec::new();
+    for _ in 0..200 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let ip = IpAddr::V4(state.into());
+        let with_both = decide(&both, 0, Family::V4, ip, 0).unwrap();
+        let with_one = decide(&alone, 0, Family::V4, ip, 0).unwrap();
+        assert_eq!(
+            (with_both.selection.edges, with_both.scope),
+            (with_one.selection.edges, with_one.scope),
+            "{ip}"
+        );
+        scopes.push(with_both.scope);
+    }
+    scopes.sort_unstable();
+    let median = scopes[scopes.len() / 2];
+    eprintln!("DB-IP IPv4 with both files: median scope /{median}");
+    assert!(median <= 18, "median scope /{median}");
 }

@@ -25,6 +25,19 @@ pub struct GeoDb {
     schema: Schema,
     path: PathBuf,
     decoded: DecodedRecords,
+    families: Families,
+}
+
+/// Which address families a database has any record for.
+///
+/// DB-IP ships IPv4 and IPv6 as two files, and the IPv6 file is an IPv6
+/// tree with an empty IPv4 part: asked for an IPv4 address it only says "no
+/// data". Knowing that, a lookup consults one database per family, and ECS
+/// scopes can be widened over it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Families {
+    ipv4: bool,
+    ipv6: bool,
 }
 
 /// Locations already decoded, by record offset.
@@ -111,11 +124,13 @@ impl GeoDb {
         if !schema.samples_have_coordinates(&reader) {
             return Err(no_coordinates(schema.describe_coordinates()));
         }
+        let families = families_of(&reader);
         Ok(Self {
             reader,
             schema,
             path,
             decoded: DecodedRecords::default(),
+            families,
         })
     }
 
@@ -241,6 +256,16 @@ impl GeoDb {
         self.reader.metadata().ip_version
     }
 
+    /// Whether the database has a record for any address of the family of
+    /// `ip`: a lookup in a database that has none can only find a gap.
+    pub fn holds_family_of(&self, ip: IpAddr) -> bool {
+        if ip.to_canonical().is_ipv4() {
+            self.families.ipv4
+        } else {
+            self.families.ipv6
+        }
+    }
+
     /// When the database was built, in seconds since the Unix epoch.
     pub fn build_epoch(&self) -> u64 {
         self.reader.metadata().build_epoch
@@ -250,6 +275,27 @@ impl GeoDb {
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
+}
+
+/// Probes the search tree for records of each family. IPv4 data sits under
+/// `::/96` in an IPv6 tree, so IPv6 data is looked for in the 96 blocks that
+/// make up the rest of the space; aliases of the IPv4 part are skipped.
+/// Each probe stops at the first record, and empty subtrees end at once.
+fn families_of(reader: &Reader<Vec<u8>>) -> Families {
+    let has_data = |network: ipnetwork::IpNetwork| {
+        reader
+            .within(network, maxminddb::WithinOptions::default())
+            .is_ok_and(|mut records| records.next().is_some())
+    };
+    let ipv4 = ipnetwork::IpNetwork::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
+        .is_ok_and(has_data);
+    let ipv6 = reader.metadata().ip_version == 6
+        && (1..=96u8).any(|len| {
+            // The half beside the path to ::/96 at depth `len`.
+            let start = std::net::Ipv6Addr::from(1u128 << (128 - u32::from(len)));
+            ipnetwork::IpNetwork::new(start.into(), len).is_ok_and(has_data)
+        });
+    Families { ipv4, ipv6 }
 }
 
 /// Reads the database at `path` into memory and checks its metadata and

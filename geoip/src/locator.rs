@@ -66,13 +66,14 @@ impl Locator {
         &self.databases
     }
 
-    /// The databases a lookup of `ip` may consult: IPv4-only databases
-    /// cannot answer for IPv6 addresses.
-    pub fn databases_for(&self, ip: IpAddr) -> impl Iterator<Item = &GeoDb> {
-        let ipv6 = ip.to_canonical().is_ipv6();
+    /// The databases a lookup of `ip` consults, with their positions: those
+    /// that hold records of its family (an IPv4-only file cannot answer for
+    /// IPv6, nor DB-IP's IPv6 file for IPv4).
+    pub fn databases_for(&self, ip: IpAddr) -> impl Iterator<Item = (usize, &GeoDb)> {
         self.databases
             .iter()
-            .filter(move |db| !ipv6 || db.ip_version() == 6)
+            .enumerate()
+            .filter(move |(_, db)| db.holds_family_of(ip))
     }
 
     /// The override table.
@@ -110,7 +111,7 @@ impl Locator {
         // Each database consulted narrows the block: the answer is the same
         // only where every database consulted so far gives the same result.
         let mut len = 0;
-        for (index, database) in self.databases.iter().enumerate() {
+        for (index, database) in self.databases_for(ip) {
             let found = database.lookup(ip)?;
             len = len.max(found.network.prefix_len());
             if let Some(location) = found.location {

@@ -51,6 +51,20 @@ fn dbip_flat_layout_is_detected_and_read_as_floats() {
 }
 
 #[test]
+fn each_database_knows_the_families_it_holds() {
+    let databases = real_databases();
+    let (v4, v6) = (ip("193.0.0.1"), ip("2001:67c:2e8::1"));
+    let geolite2 = GeoDb::open(&databases.geolite2_city).unwrap();
+    assert!(geolite2.holds_family_of(v4) && geolite2.holds_family_of(v6));
+    let dbip_v4 = GeoDb::open(&databases.dbip_flat_ipv4).unwrap();
+    assert!(dbip_v4.holds_family_of(v4) && !dbip_v4.holds_family_of(v6));
+    // An IPv6 tree whose IPv4 part is empty.
+    let dbip_v6 = GeoDb::open(&databases.dbip_flat_ipv6).unwrap();
+    assert_eq!(dbip_v6.ip_version(), 6);
+    assert!(!dbip_v6.holds_family_of(v4) && dbip_v6.holds_family_of(v6));
+}
+
+#[test]
 fn split_dbip_files_serve_both_families_through_one_locator() {
     let databases = real_databases();
     let locator = Locator::new(

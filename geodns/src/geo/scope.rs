@@ -137,7 +137,7 @@ fn widen(
     // With several databases for this family, a gap in one may be filled by
     // another; proving uniformity would need all of them. Stay safe.
     let mut databases = locator.databases_for(located.ip);
-    let (Some(database), None) = (databases.next(), databases.next()) else {
+    let (Some((_, database)), None) = (databases.next(), databases.next()) else {
         return block;
     };
     let mut budget = WALK_BUDGET;
