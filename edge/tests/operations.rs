@@ -197,11 +197,7 @@ async fn check_config_rejects_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.toml");
     std::fs::write(&path, "[origin]\nurls = [\"ftp://x\"]\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -213,11 +209,7 @@ async fn check_config_rejects_bad_files() {
         "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[cache]\ncapacity = \"lots\"\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(":4:12: cache.capacity: invalid size \"lots\""),
@@ -228,11 +220,7 @@ async fn check_config_rejects_bad_files() {
         "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[cache]\nmax_object_size = \"8MiB\"\nfill_memory = \"4MiB\"\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -252,11 +240,7 @@ fn check_config_reports_every_error_at_the_line_of_its_key() {
         "[origin]\nurls = [\"ftp://x\"]\n[admin]\nlisten = \"0.0.0.0:9180\"\n[server]\nproxy_protocol = true\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let at = |position: &str| format!("{}:{position}: ", path.display());
@@ -282,11 +266,7 @@ fn admin_beyond_loopback_without_a_token_is_a_config_error() {
         "[origin]\nurls = [\"http://127.0.0.1:1\"]\n[admin]\nlisten = \"0.0.0.0:9180\"\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("set admin.token"), "{stderr}");
@@ -375,4 +355,13 @@ async fn purges_and_invalidations_remove_every_key_header_variant() {
             "the POST invalidated the {headers:?} variant too"
         );
     }
+}
+
+/// Runs `edge check-config` on `path`.
+fn check_config(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap()
 }

@@ -29,11 +29,7 @@ fn default_config() -> String {
 #[test]
 fn check_config_accepts_a_good_file() {
     let dir = write_setup(&default_config());
-    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .arg("check-config")
-        .arg(dir.path().join("geodns.toml"))
-        .output()
-        .unwrap();
+    let output = check_config(&dir.path().join("geodns.toml"), &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -51,11 +47,7 @@ fn check_config_names_file_line_and_key() {
     let config = default_config().replace("ttl = \"20s\"", "ttl = \"20 parsecs\"");
     let dir = write_setup(&config);
     let path = dir.path().join("geodns.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path, &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = config
@@ -79,11 +71,7 @@ fn check_config_reports_semantic_errors_with_their_key() {
         "fallback = { region = \"mars\" }",
     );
     let dir = write_setup(&config);
-    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .arg("check-config")
-        .arg(dir.path().join("geodns.toml"))
-        .output()
-        .unwrap();
+    let output = check_config(&dir.path().join("geodns.toml"), &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -95,16 +83,10 @@ fn check_config_reports_semantic_errors_with_their_key() {
 #[test]
 fn explain_shows_location_edges_and_answer() {
     let dir = write_setup(&default_config());
-    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .args(["explain", "--offline", "--no-health", "--config"])
-        .arg(dir.path().join("geodns.toml"))
-        .arg("198.51.100.20")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_explain(
+        &dir.path().join("geodns.toml"),
+        "198.51.100.20",
+        &["--offline", "--no-health"],
     );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -125,16 +107,10 @@ fn explain_checks_health_once() {
     let dns: SocketAddr = "127.0.0.1:5300".parse().unwrap();
     let config = common::config(dns, dns, &[("eu-1", "eu", dead), ("us-1", "us", "")], "");
     let dir = write_setup(&config);
-    let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-        .args(["explain", "--offline", "--json", "--config"])
-        .arg(dir.path().join("geodns.toml"))
-        .arg("192.0.2.1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_explain(
+        &dir.path().join("geodns.toml"),
+        "192.0.2.1",
+        &["--offline", "--json"],
     );
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let edges = &value["services"][0]["edges"];
@@ -154,11 +130,7 @@ fn check_config_refuses_an_empty_file() {
     for text in ["", "\n  \n", "# only a comment\n\n# and another\n"] {
         let dir = write_setup(text);
         let path = dir.path().join("geodns.toml");
-        let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = check_config(&path, &[]);
         assert_eq!(output.status.code(), Some(1), "{text:?} accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -168,13 +140,14 @@ fn check_config_refuses_an_empty_file() {
     }
 }
 
-fn run_explain(config: &std::path::Path, args: &[&str]) -> Output {
+/// Runs `geodns explain` for `client` and checks that it succeeded.
+fn run_explain(config: &std::path::Path, client: &str, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_geodns"))
         .arg("explain")
         .args(args)
         .arg("--config")
         .arg(config)
-        .arg("192.0.2.1")
+        .arg(client)
         .output()
         .unwrap();
     assert!(
@@ -203,7 +176,7 @@ fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
     let config = geodns.config_path();
 
     // The running server knows eu-1 is down, though --no-health checks nothing here.
-    let live = run_explain(&config, &["--no-health"]);
+    let live = run_explain(&config, "192.0.2.1", &["--no-health"]);
     let text = String::from_utf8_lossy(&live.stdout);
     assert!(text.contains("answer A    -> us-1"), "{text}");
     assert!(text.contains("down"), "{text}");
@@ -215,12 +188,12 @@ fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
         )),
         "{stderr}"
     );
-    let json = run_explain(&config, &["--json"]);
+    let json = run_explain(&config, "192.0.2.1", &["--json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["services"][0]["edges"][0]["status"], "down");
 
     // Offline, without health checks, every edge counts as up.
-    let offline = run_explain(&config, &["--offline", "--no-health"]);
+    let offline = run_explain(&config, "192.0.2.1", &["--offline", "--no-health"]);
     let text = String::from_utf8_lossy(&offline.stdout);
     assert!(text.contains("answer A    -> eu-1"), "{text}");
     assert!(
@@ -237,7 +210,7 @@ fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
             .wait_timeout(Duration::from_secs(10))
             .is_some()
     );
-    let fallback = run_explain(&config, &["--no-health"]);
+    let fallback = run_explain(&config, "192.0.2.1", &["--no-health"]);
     let text = String::from_utf8_lossy(&fallback.stdout);
     assert!(text.starts_with("client    192.0.2.1"), "{text}");
     assert!(text.contains("answer A    -> eu-1"), "{text}");
@@ -249,6 +222,7 @@ fn explain_asks_the_running_server_for_live_health_and_says_when_it_cannot() {
     );
 }
 
+/// Runs `geodns check-config` with `args` on `config`.
 fn check_config(config: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_geodns"))
         .arg("check-config")

@@ -287,8 +287,8 @@ fn families_of(reader: &Reader<Vec<u8>>) -> Families {
             .within(network, maxminddb::WithinOptions::default())
             .is_ok_and(|mut records| records.next().is_some())
     };
-    let ipv4 = ipnetwork::IpNetwork::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
-        .is_ok_and(has_data);
+    let ipv4 =
+        ipnetwork::IpNetwork::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0).is_ok_and(has_data);
     let ipv6 = reader.metadata().ip_version == 6
         && (1..=96u8).any(|len| {
             // The half beside the path to ::/96 at depth `len`.

@@ -37,38 +37,33 @@ pub fn check_config(config: &Path, sources: Sources, out: &mut impl Write) -> an
         // Announced edges are not part of the file: checked only when running.
         let snapshot =
             Snapshot::load_with(config, &health, &metrics, &ClusterView::default(), sources)?;
-        if sources == Sources::Skip {
-            let file = &snapshot.config.geoip;
-            return writeln!(
+        let edges: usize = snapshot
+            .services
+            .iter()
+            .map(|service| service.edges.len())
+            .sum();
+        let counted = format!(
+            "{} zones, {} services, {edges} edges",
+            snapshot.zones.len(),
+            snapshot.services.len()
+        );
+        let file = &snapshot.config.geoip;
+        match sources {
+            Sources::Skip => writeln!(
                 out,
-                "{}: structure OK ({} zones, {} services, {} edges; {} databases and {} override files not opened)",
+                "{}: structure OK ({counted}; {} databases and {} override files not opened)",
                 config.display(),
-                snapshot.zones.len(),
-                snapshot.services.len(),
-                snapshot
-                    .services
-                    .iter()
-                    .map(|service| service.edges.len())
-                    .sum::<usize>(),
                 file.databases.len(),
                 file.overrides.len(),
-            )
-            .map_err(Into::into);
+            )?,
+            Sources::Open => writeln!(
+                out,
+                "{}: OK ({counted}, {} databases, {} overrides)",
+                config.display(),
+                snapshot.locator.databases().len(),
+                snapshot.locator.overrides().len(),
+            )?,
         }
-        writeln!(
-            out,
-            "{}: OK ({} zones, {} services, {} edges, {} databases, {} overrides)",
-            config.display(),
-            snapshot.zones.len(),
-            snapshot.services.len(),
-            snapshot
-                .services
-                .iter()
-                .map(|service| service.edges.len())
-                .sum::<usize>(),
-            snapshot.locator.databases().len(),
-            snapshot.locator.overrides().len(),
-        )?;
         Ok(())
     })
 }
