@@ -100,6 +100,15 @@ struct Inner {
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// Who a response goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Downstream {
+    /// A client, or a cache outside the CDN.
+    Client,
+    /// An edge of this CDN filling its cache.
+    Peer,
+}
+
 /// Marks a request that a peer sent to fill its cache: fetched from the
 /// parent or origin, never from other peers.
 #[derive(Debug, Clone, Copy)]
@@ -324,13 +333,18 @@ impl Edge {
         let (mut parts, body) = request.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         if let Err(refusal) = admit::admit(&mut parts, &inner.served_hosts) {
-            return self.finish(refused(&refusal));
+            return self.finish(refused(&refusal), Downstream::Client);
         }
         // Only the edges of the ring may ask for a fill without the ring.
         let from_peer = self.is_peer(client);
         if parts.headers.remove(FILL_FROM_PEER).is_some() && from_peer {
             parts.extensions.insert(FromPeer);
         }
+        let downstream = if parts.extensions.get::<FromPeer>().is_some() {
+            Downstream::Peer
+        } else {
+            Downstream::Client
+        };
         let trusted = from_peer || self.is_trusted_proxy(client);
         headers::set_forwarded_for(&mut parts.headers, client, trusted);
         // A GET or HEAD with content (which has no defined meaning, RFC 9110
@@ -343,7 +357,7 @@ impl Edge {
         } else {
             self.pass(parts, Some(body)).await
         };
-        self.finish(response)
+        self.finish(response, downstream)
     }
 
     /// Whether `client` is an edge of the fill ring (by the address in its
@@ -371,9 +385,13 @@ impl Edge {
         self.inner.fill_budget.share()
     }
 
-    fn finish(&self, mut response: Response<Body>) -> Response<Body> {
+    fn finish(&self, mut response: Response<Body>, downstream: Downstream) -> Response<Body> {
         headers::remove_hop_by_hop(response.headers_mut());
-        self.strip_targeted(response.headers_mut());
+        // A peer filling its cache is a cache of this CDN: it needs the
+        // targeted fields to store what the origin meant for the CDN.
+        if downstream == Downstream::Client {
+            self.strip_targeted(response.headers_mut());
+        }
         headers::add_via(response.headers_mut(), &self.inner.settings.name);
         response
     }
