@@ -42,6 +42,73 @@ pub struct Config {
     /// without it the edges are exactly those listed here.
     #[serde(default)]
     pub cluster: Option<shared::cluster::EtcdConfig>,
+    /// A query log in dnstap format; off unless configured.
+    #[serde(default)]
+    pub dnstap: Option<DnstapConfig>,
+}
+
+/// `[dnstap]`: responses logged in dnstap (Frame Streams of protobuf
+/// messages, as BIND, Knot, Unbound and PowerDNS write them), read with
+/// `dnstap-read` or any dnstap collector.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnstapConfig {
+    /// The file written (created or truncated at start).
+    pub path: PathBuf,
+    /// The `identity` of each message; unset, `server.identity`.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// One response in this many is logged (1 logs them all).
+    #[serde(default = "default_dnstap_sample")]
+    pub sample: u32,
+    /// Client IPv4 addresses are logged cut to this prefix (32 keeps them whole).
+    #[serde(default = "default_dnstap_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// Client IPv6 addresses are logged cut to this prefix (128 keeps them whole).
+    #[serde(default = "default_dnstap_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Messages waiting for the writer; past it they are dropped and counted.
+    #[serde(default = "default_dnstap_queue")]
+    pub queue: usize,
+}
+
+impl DnstapConfig {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sample == 0 {
+            return Err("dnstap.sample: 0; give 1 to log every response, N for one in N".into());
+        }
+        if self.ipv4_prefix > 32 || self.ipv6_prefix > 128 {
+            return Err(format!(
+                "dnstap: prefixes /{} and /{} do not fit IPv4 (at most 32) and IPv6 (at most 128)",
+                self.ipv4_prefix, self.ipv6_prefix
+            ));
+        }
+        if self.queue == 0 || self.queue > 1 << 20 {
+            return Err(format!(
+                "dnstap.queue: {}; give 1 to {}",
+                self.queue,
+                1 << 20
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_dnstap_sample() -> u32 {
+    1
+}
+
+fn default_dnstap_ipv4_prefix() -> u8 {
+    24
+}
+
+fn default_dnstap_ipv6_prefix() -> u8 {
+    48
+}
+
+fn default_dnstap_queue() -> usize {
+    16_384
 }
 
 /// `[server]`.

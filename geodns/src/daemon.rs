@@ -21,10 +21,14 @@ use crate::answer::cookie::ServerCookies;
 use crate::answer::rate_limit::RateLimiter;
 use crate::cluster::ClusterView;
 use crate::config::DEFAULT_ADMIN_PORT;
+use crate::dnstap::{QueryLog, QueryLogWriter};
 use crate::health::HealthTable;
 use crate::metrics::DnsMetrics;
 use crate::server::DnsServer;
 use crate::snapshot::Snapshot;
+
+/// How long shutdown waits for the dnstap writer to drain its queue.
+const QUERY_LOG_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A running geodns.
 pub struct Daemon {
@@ -33,6 +37,8 @@ pub struct Daemon {
     health: Arc<HealthTable>,
     metrics: Arc<DnsMetrics>,
     dns: DnsServer,
+    /// The dnstap writer, when `[dnstap]` is configured.
+    query_log: Option<QueryLogWriter>,
     admin: AdminServer,
     /// Membership from etcd, when `[cluster]` is configured.
     cluster: Option<watch::Receiver<Arc<ClusterView>>>,
@@ -82,7 +88,25 @@ impl Daemon {
                     .unwrap_or_else(rand::random),
             ),
         );
-        let dns = DnsServer::start(&server_config, responder, metrics.clone(), shutdown.clone())?;
+        let (query_log, query_log_writer) = match &snapshot.load().config.dnstap {
+            Some(config) => {
+                let (log, writer) = QueryLog::open(
+                    config,
+                    server_config.identity.as_deref(),
+                    metrics.dnstap_written.clone(),
+                    metrics.dnstap_dropped.clone(),
+                )?;
+                (Some(log), Some(writer))
+            }
+            None => (None, None),
+        };
+        let dns = DnsServer::start(
+            &server_config,
+            responder,
+            metrics.clone(),
+            query_log,
+            shutdown.clone(),
+        )?;
         let router = crate::admin::router(
             snapshot.clone(),
             health.clone(),
@@ -110,6 +134,7 @@ impl Daemon {
             health,
             metrics,
             dns,
+            query_log: query_log_writer,
             admin,
             cluster,
         })
@@ -147,9 +172,10 @@ impl Daemon {
             .differs_at_start(&current.config.server)
             || snapshot.config.admin != current.config.admin
             || snapshot.config.cluster != current.config.cluster
+            || snapshot.config.dnstap != current.config.dnstap
         {
             tracing::warn!(
-                "[server] (but identity and version), [admin] and [cluster] changes take effect at the next restart"
+                "[server] (but identity and version), [admin], [cluster] and [dnstap] changes take effect at the next restart"
             );
         }
         self.health.reconcile(&snapshot.health_checks());
@@ -215,6 +241,17 @@ impl Daemon {
             }
         }
         self.dns.stopped().await;
+        if let Some(writer) = self.query_log {
+            // The last TCP connections let go of the log as they close;
+            // past the grace time the file may lack its STOP frame.
+            let finished = tokio::task::spawn_blocking(move || writer.finish());
+            if tokio::time::timeout(QUERY_LOG_GRACE, finished)
+                .await
+                .is_err()
+            {
+                tracing::warn!("dnstap log not closed in time; its last frames may be missing");
+            }
+        }
         self.admin.stopped().await;
         tracing::info!("stopped");
     }

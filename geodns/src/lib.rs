@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod dnstap;
 pub mod explain;
 pub mod geo;
 pub mod health;

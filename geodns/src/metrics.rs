@@ -171,6 +171,10 @@ pub struct DnsMetrics {
     pub rate_limit_slipped: Counter,
     /// UDP responses over the rate limit not sent.
     pub rate_limit_dropped: Counter,
+    /// dnstap messages written to the log.
+    pub dnstap_written: Counter,
+    /// dnstap messages dropped because the writer fell behind.
+    pub dnstap_dropped: Counter,
 }
 
 /// Per-service counters, resolved once per snapshot.
@@ -240,6 +244,8 @@ impl DnsMetrics {
             answer_cache: CacheMetrics::default(),
             rate_limit_slipped: Counter::default(),
             rate_limit_dropped: Counter::default(),
+            dnstap_written: Counter::default(),
+            dnstap_dropped: Counter::default(),
         };
         registry.register(
             "dns_queries",
@@ -325,6 +331,16 @@ impl DnsMetrics {
             "dns_rate_limit_dropped",
             "UDP responses over server.rate_limit not sent",
             metrics.rate_limit_dropped.clone(),
+        );
+        registry.register(
+            "dns_dnstap_written",
+            "Responses written to the dnstap log (after sampling)",
+            metrics.dnstap_written.clone(),
+        );
+        registry.register(
+            "dns_dnstap_dropped",
+            "Responses left out of the dnstap log because its queue was full: the query path never waits for the writer",
+            metrics.dnstap_dropped.clone(),
         );
         registry.register(
             "dns_notify",

@@ -177,6 +177,9 @@ impl Snapshot {
         if let Err(error) = config.server.validate() {
             errors.push(anyhow::Error::msg(error));
         }
+        if let Some(Err(error)) = config.dnstap.as_ref().map(|dnstap| dnstap.validate()) {
+            errors.push(anyhow::Error::msg(error));
+        }
         let health_sections = std::iter::once(("health", &config.health)).chain(
             config.services.values().filter_map(|service| {
                 service

@@ -23,6 +23,7 @@ pub use connections::Eviction;
 
 use crate::answer::{AnswerCache, Responder};
 use crate::config::ServerConfig;
+use crate::dnstap::QueryLog;
 use crate::metrics::DnsMetrics;
 use connections::ConnectionTable;
 
@@ -41,6 +42,7 @@ impl DnsServer {
         config: &ServerConfig,
         responder: Responder,
         metrics: Arc<DnsMetrics>,
+        query_log: Option<QueryLog>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let sockets_per_address = match config.udp_sockets {
@@ -62,10 +64,11 @@ impl DnsServer {
             let bound = tcp_listener.local_addr()?;
             for (index, socket) in udp_sockets.into_iter().enumerate() {
                 let (responder, shutdown) = (responder.clone(), shutdown.clone());
+                let query_log = query_log.clone();
                 let cache = AnswerCache::new(cache_budget, metrics.answer_cache.clone());
                 let thread = std::thread::Builder::new()
                     .name(format!("dns-udp-{index}"))
-                    .spawn(move || udp::serve(socket, responder, cache, shutdown))?;
+                    .spawn(move || udp::serve(socket, responder, cache, query_log, shutdown))?;
                 threads.push(thread);
             }
             tasks.spawn(tcp::serve(
@@ -76,6 +79,7 @@ impl DnsServer {
                     table: connections.clone(),
                 },
                 metrics.clone(),
+                query_log.clone(),
                 shutdown.clone(),
             ));
             tracing::info!(address = %bound, udp_sockets = sockets_per_address, "serving DNS over UDP and TCP");

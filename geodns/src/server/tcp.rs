@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connections::{ConnectionTable, Slot};
 use crate::answer::Responder;
+use crate::dnstap::{QueryLog, Transport};
 use crate::metrics::DnsMetrics;
 
 /// Connection limits.
@@ -50,6 +51,7 @@ pub(super) async fn serve(
     responder: Responder,
     limits: Limits,
     metrics: Arc<DnsMetrics>,
+    query_log: Option<QueryLog>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -80,6 +82,7 @@ pub(super) async fn serve(
             }
         };
         let responder = responder.clone();
+        let query_log = query_log.clone();
         let shutdown = shutdown.clone();
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
@@ -88,7 +91,7 @@ pub(super) async fn serve(
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = closed.cancelled() => {}
-                result = connection(stream, peer, &responder, &slot, idle_timeout) => {
+                result = connection(stream, peer, &responder, query_log.as_ref(), &slot, idle_timeout) => {
                     if let Err(error) = result {
                         tracing::debug!(%peer, %error, "TCP connection closed");
                     }
@@ -102,6 +105,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     responder: &Responder,
+    query_log: Option<&QueryLog>,
     slot: &Slot,
     idle_timeout: Duration,
 ) -> std::io::Result<()> {
@@ -128,8 +132,13 @@ async fn connection(
         // Only now: a client that sends half a message is still idle and
         // can be closed to make room.
         slot.busy();
+        let logged = query_log.filter(|log| log.sampled());
+        let query_time = logged.map(|_| std::time::SystemTime::now());
         // One response, or the several messages of a zone transfer.
         for response in responder.respond_tcp(&frame, peer.ip()) {
+            if let (Some(log), Some(query_time)) = (logged, query_time) {
+                log.record(peer, Transport::Tcp, query_time, &response);
+            }
             let Ok(response_length) = u16::try_from(response.len()) else {
                 tracing::warn!(%peer, bytes = response.len(), "response too large for TCP: not sent");
                 continue;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, Batch};
 use crate::answer::{AnswerCache, Responder};
+use crate::dnstap::{QueryLog, Transport};
 
 /// How often a blocked receive wakes to check for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
@@ -46,6 +47,7 @@ pub(super) fn serve(
     socket: std::net::UdpSocket,
     responder: Responder,
     mut cache: AnswerCache,
+    query_log: Option<QueryLog>,
     shutdown: CancellationToken,
 ) {
     let wildcard = socket
@@ -71,8 +73,13 @@ pub(super) fn serve(
         };
         for index in 0..received {
             let (query, peer, response) = batch.slot(index);
+            let logged = query_log.as_ref().filter(|log| log.sampled());
+            let query_time = logged.map(|_| std::time::SystemTime::now());
             if peer.port() == 0 || !responder.respond_udp(&mut cache, query, peer.ip(), response) {
                 response.clear();
+            }
+            if let (Some(log), Some(query_time)) = (logged, query_time) {
+                log.record(peer, Transport::Udp, query_time, response);
             }
         }
         if let Err(error) = batch.send(&socket, received) {
