@@ -357,6 +357,51 @@ async fn purges_and_invalidations_remove_every_key_header_variant() {
     }
 }
 
+/// A purge is a fresh start for what it names: a URL remembered as
+/// uncacheable (hit-for-miss) is fetched to be stored again at once, for
+/// each key-header variant and under a purged prefix.
+#[tokio::test]
+async fn purges_forget_that_a_variant_was_uncacheable() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cacheable = Arc::new(AtomicBool::new(false));
+    let switch = cacheable.clone();
+    let origin = Origin::start(move |_| {
+        if switch.load(Ordering::SeqCst) {
+            Reply::ok("public", &[("cache-control", "max-age=60")])
+        } else {
+            Reply::ok("private", &[("cache-control", "no-store")])
+        }
+    })
+    .await;
+    let edge = EdgeProcess::start(
+        &[origin.address()],
+        "key_headers = [\"accept-language\"]",
+        "",
+    );
+    let english: &[(&str, &str)] = &[("accept-language", "en")];
+    for path in ["/u", "/pre/x"] {
+        assert_eq!(get(edge.http, path, english).await.cache(), "MISS");
+        assert_eq!(get(edge.http, path, english).await.cache(), "BYPASS");
+    }
+    cacheable.store(true, Ordering::SeqCst);
+    for purge in [
+        "/purge?url=/u&host=site.test",
+        "/purge?prefix=/pre/&host=site.test",
+    ] {
+        let (status, body) = admin_post(edge.admin, purge, Some("secret")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for path in ["/u", "/pre/x"] {
+        assert_eq!(
+            get(edge.http, path, english).await.cache(),
+            "MISS",
+            "{path}: still taken as uncacheable after the purge"
+        );
+        assert_eq!(get(edge.http, path, english).await.cache(), "HIT", "{path}");
+    }
+}
+
 /// Runs `edge check-config` on `path`.
 fn check_config(path: &std::path::Path) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_edge"))

@@ -202,6 +202,21 @@ impl Coalescer {
     pub fn forget(&self, key: &str) {
         self.inner.uncacheable.lock().remove(key);
     }
+
+    /// Forgets every key starting with `prefix` that was uncacheable: the
+    /// variants of a purged URL, or every URL under a purged prefix. The
+    /// set is bounded, so this is too.
+    pub fn forget_prefix(&self, prefix: &str) {
+        self.inner
+            .uncacheable
+            .lock()
+            .retain(|key, _| !key.starts_with(prefix));
+    }
+
+    /// Forgets every key known as uncacheable (after a full purge).
+    pub fn forget_all(&self) {
+        self.inner.uncacheable.lock().clear();
+    }
 }
 
 /// Waits up to `timeout` for the leader; `None` on timeout.

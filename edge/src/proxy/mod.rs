@@ -293,6 +293,8 @@ impl Edge {
             return inner.store.remove(url_key);
         }
         let variants = format!("{url_key}{}", crate::cache::key::KEY_HEADER_SEPARATOR);
+        inner.coalescer.forget(url_key);
+        inner.coalescer.forget_prefix(&variants);
         inner.store.remove_prefix(&variants)
     }
 
@@ -307,6 +309,7 @@ impl Edge {
             return 0;
         };
         let prefix = format!("http://{authority}{path}");
+        self.inner.coalescer.forget_prefix(&prefix);
         self.inner.store.remove_prefix(&prefix)
     }
 
@@ -316,7 +319,10 @@ impl Edge {
         match scope {
             PurgeScope::Url { url, host } => self.purge_url(url, host),
             PurgeScope::Prefix { prefix, host } => self.purge_prefix(prefix, host),
-            PurgeScope::All => self.inner.store.clear(),
+            PurgeScope::All => {
+                self.inner.coalescer.forget_all();
+                self.inner.store.clear()
+            }
         }
     }
 
