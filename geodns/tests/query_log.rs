@@ -52,6 +52,10 @@ fn responses_are_logged_in_dnstap_with_clients_cut_to_their_prefix() {
     assert_eq!(metric(&geodns, "dns_dnstap_dropped_total"), 0);
     let written = metric(&geodns, "dns_dnstap_written_total");
 
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o007, 0, "the log is readable by everyone: {mode:o}");
+
     // The stream is closed at shutdown, so that readers see its end.
     geodns.process.signal("TERM");
     assert!(

@@ -13,6 +13,7 @@ mod message;
 use std::fs::File;
 use std::io::BufWriter;
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -90,7 +91,13 @@ impl QueryLog {
         written: Counter,
         dropped: Counter,
     ) -> anyhow::Result<(Self, QueryLogWriter)> {
-        let file = File::create(&config.path)
+        // Query logs say who asked what: not for every user of the host.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&config.path)
             .with_context(|| format!("dnstap.path: cannot create {}", config.path.display()))?;
         let frames = FrameWriter::start(BufWriter::with_capacity(64 << 10, file))
             .with_context(|| format!("dnstap.path: cannot write {}", config.path.display()))?;
