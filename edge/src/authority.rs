@@ -3,10 +3,16 @@
 //! (RFC 9110 section 4.2.3, RFC 3986 section 3.2, narrowed to what names a
 //! site). Normalised so that every spelling of one site is one cache key.
 
-/// `host[:port]` lowercased, without a trailing dot or the default port;
-/// `None` when it is not a host name, IPv4 or bracketed IPv6 address with
-/// an optional numeric port.
+/// `host[:port]` lowercased, without a trailing dot or the default port
+/// of HTTP (80); `None` when it is not a host name, IPv4 or bracketed IPv6
+/// address with an optional numeric port.
 pub fn normalise(authority: &str) -> Option<String> {
+    normalise_for_port(authority, 80)
+}
+
+/// [`normalise`] for a scheme whose default port is `default_port` (443
+/// for HTTPS), which is dropped.
+pub fn normalise_for_port(authority: &str, default_port: u16) -> Option<String> {
     let (host, port) = split_port(authority)?;
     let host = if let Some(inner) = host.strip_prefix('[') {
         let inner = inner.strip_suffix(']')?;
@@ -29,7 +35,8 @@ pub fn normalise(authority: &str) -> Option<String> {
         host.to_ascii_lowercase()
     };
     Some(match port {
-        None | Some(80) => host,
+        None => host,
+        Some(port) if port == default_port => host,
         Some(port) => format!("{host}:{port}"),
     })
 }

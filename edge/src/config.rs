@@ -15,6 +15,9 @@ pub struct Config {
     /// Client-facing HTTP.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Client-facing HTTPS.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Where misses are fetched from.
     pub origin: OriginConfig,
     /// The cache.
@@ -295,6 +298,114 @@ fn default_max_abandoned_requests() -> u32 {
 }
 
 fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[tls]`: HTTPS for clients. The listeners share `[server]`'s limits
+/// and deadlines (the handshake counts against `header_timeout`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses to serve HTTPS on: HTTP/2 and HTTP/1.1, chosen by ALPN.
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// Certificate chains and their keys. Each client gets the one whose
+    /// names cover the name it asks for (SNI), ECDSA before RSA when it
+    /// supports both; a client that names none gets the first. Re-read on
+    /// SIGHUP and when the files change.
+    #[serde(default)]
+    pub certificates: Vec<CertificateFiles>,
+    /// Oldest protocol version offered: `"1.2"` or `"1.3"`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Answer plain HTTP requests with a permanent redirect (308) to HTTPS,
+    /// except ACME HTTP-01 challenges and fills between edges.
+    #[serde(default)]
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security: max-age` on HTTPS responses (unless the
+    /// origin sends its own); 0 sends none.
+    #[serde(default)]
+    pub hsts_max_age: Duration,
+    /// Adds `includeSubDomains` to the HSTS field.
+    #[serde(default)]
+    pub hsts_include_subdomains: bool,
+    /// Adds `preload` to the HSTS field.
+    #[serde(default)]
+    pub hsts_preload: bool,
+    /// How often the certificate files are checked for changes.
+    #[serde(default = "default_tls_watch_interval")]
+    pub watch_interval: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            certificates: Vec::new(),
+            min_version: TlsVersion::default(),
+            redirect_http: false,
+            hsts_max_age: Duration::default(),
+            hsts_include_subdomains: false,
+            hsts_preload: false,
+            watch_interval: default_tls_watch_interval(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Checks what the schema cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.listen.is_empty() && self.certificates.is_empty() {
+            return Err(
+                "tls.certificates: tls.listen is set, so give at least one certificate and key"
+                    .into(),
+            );
+        }
+        if self.listen.is_empty() && self.redirect_http {
+            return Err("tls.redirect_http: there is no tls.listen to redirect to".into());
+        }
+        if self.watch_interval.as_std().is_zero() {
+            return Err("tls.watch_interval: must be more than 0".into());
+        }
+        Ok(())
+    }
+
+    /// Makes relative file names relative to `base` (the configuration's
+    /// directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for files in &mut self.certificates {
+            for path in [&mut files.certificate, &mut files.key] {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+    }
+}
+
+/// `[[tls.certificates]]`: one certificate chain and its private key, in PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    /// The certificate, then its intermediates.
+    pub certificate: std::path::PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1). Never logged.
+    pub key: std::path::PathBuf,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246) and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only (RFC 8446).
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+fn default_tls_watch_interval() -> Duration {
     Duration::from_secs(10)
 }
 

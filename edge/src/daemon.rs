@@ -13,6 +13,7 @@ use crate::config::{Config, DEFAULT_ADMIN_PORT};
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
 use crate::server::HttpServer;
+use crate::tls::{TlsMetrics, TlsTermination};
 
 /// A running edge.
 pub struct Daemon {
@@ -20,23 +21,34 @@ pub struct Daemon {
     admin: AdminServer,
     edge: Edge,
     cluster: Option<Cluster>,
+    tls: Option<(Arc<TlsTermination>, std::time::Duration)>,
 }
 
 /// Loads and validates a configuration file.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     let mut config: Config = shared::config::load(path)?;
+    let directory = path.parent().unwrap_or(Path::new("."));
     if let Some(etcd) = &mut config.cluster {
-        etcd.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        etcd.resolve_paths(directory);
     }
+    config.tls.resolve_paths(directory);
     // Every check runs, so that one check-config shows every error.
     let mut errors: Vec<String> = [
         config.admin.validate(),
         config.server.validate(),
         config.cache.validate(),
+        config.tls.validate(),
     ]
     .into_iter()
     .filter_map(Result::err)
     .collect();
+    if let Err(certificate_errors) = crate::tls::check(&config.tls) {
+        errors.extend(
+            certificate_errors
+                .iter()
+                .map(|error| format!("tls.certificates: {error}")),
+        );
+    }
     // Building the proxy checks what the schema cannot (URLs, header names).
     let metrics = EdgeMetrics::register(&mut shared::metrics::Registry::default());
     if let Err(error) = Edge::new(&config, metrics) {
@@ -56,8 +68,16 @@ impl Daemon {
         let metrics = EdgeMetrics::register(&mut registry);
         budget_descriptors(config.server.max_connections, &metrics);
         let edge = Edge::new(config, metrics.clone())?;
+        let tls = if config.tls.listen.is_empty() {
+            None
+        } else {
+            let tls_metrics = TlsMetrics::register(&mut registry);
+            Some(Arc::new(TlsTermination::new(&config.tls, tls_metrics)?))
+        };
         let http = HttpServer::start(
             &config.server,
+            tls.clone()
+                .map(|termination| (config.tls.listen.as_slice(), termination)),
             edge.clone(),
             metrics.clone(),
             shutdown.clone(),
@@ -86,6 +106,7 @@ impl Daemon {
             admin,
             edge,
             cluster,
+            tls: tls.map(|termination| (termination, config.tls.watch_interval.as_std())),
         })
     }
 
@@ -95,7 +116,16 @@ impl Daemon {
     }
 
     /// Waits for shutdown, then for in-flight requests (bounded).
+    /// SIGHUP re-reads the TLS certificates.
     pub async fn run(self, signals: Signals) {
+        if let Some((termination, interval)) = &self.tls {
+            tokio::spawn(crate::tls::watch(
+                termination.clone(),
+                *interval,
+                signals.reload.clone(),
+                signals.shutdown.clone(),
+            ));
+        }
         signals.shutdown.cancelled().await;
         // Leave the answers first, so that no new client is sent here.
         if let Some(cluster) = self.cluster {

@@ -14,3 +14,4 @@ pub mod daemon;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
+pub mod tls;

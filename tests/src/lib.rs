@@ -8,5 +8,6 @@ pub mod geo_databases;
 pub mod health_endpoint;
 pub mod http;
 pub mod origin;
+pub mod pki;
 pub mod process;
 pub mod requirements;

@@ -10,7 +10,8 @@
 //! - The authority must be a host name, IPv4 address or bracketed IPv6
 //!   address with an optional port; anything else (`/`, `@`, spaces...) is a
 //!   400, so that it cannot merge into the path of a cache key.
-//! - It is normalised (lowercase, no trailing dot, no default port) and
+//! - It is normalised (lowercase, no trailing dot, no default port of the
+//!   connection's scheme: 80, or 443 over TLS) and
 //!   written back as the only `Host`, with the target in origin form: the
 //!   key is built from exactly what is sent to the origin.
 //! - With `server.hosts`, other authorities get 421 and are never fetched.
@@ -20,7 +21,7 @@
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode, Uri, Version};
 
-use crate::authority::{host_part, normalise};
+use crate::authority::{host_part, normalise, normalise_for_port};
 
 /// Fields an origin framework may take as the host or path of the request,
 /// which the cache key does not see: dropped from client requests.
@@ -117,7 +118,12 @@ pub fn admit(parts: &mut hyper::http::request::Parts, served: &ServedHosts) -> R
         return Err(Refusal::Method(parts.method.clone()));
     }
     let raw = raw_authority(parts)?;
-    let authority = normalise(&raw).ok_or(Refusal::InvalidAuthority)?;
+    let over_tls = parts
+        .extensions
+        .get::<std::sync::Arc<crate::tls::TlsSession>>()
+        .is_some();
+    let default_port = if over_tls { 443 } else { 80 };
+    let authority = normalise_for_port(&raw, default_port).ok_or(Refusal::InvalidAuthority)?;
     if !served.allows(&authority) {
         return Err(Refusal::NotServed);
     }

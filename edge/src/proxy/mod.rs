@@ -27,6 +27,7 @@ mod conditional;
 mod fill;
 mod fill_budget;
 mod headers;
+pub mod https;
 mod origin;
 mod pass;
 pub mod peer_check;
@@ -96,6 +97,7 @@ struct Inner {
     draining_changed: Notify,
     ring: Ring,
     served_hosts: admit::ServedHosts,
+    https: https::HttpsPolicy,
     trusted_peers: Vec<ipnet::IpNet>,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -233,6 +235,7 @@ impl Edge {
                 draining_changed: Notify::new(),
                 ring,
                 served_hosts,
+                https: https::HttpsPolicy::new(&config.tls),
                 trusted_peers: config.fill.trusted_peers.clone(),
                 trusted_proxies: config.server.trusted_proxies.clone(),
             }),
@@ -341,6 +344,9 @@ impl Edge {
         if let Err(refusal) = admit::admit(&mut parts, &inner.served_hosts) {
             return self.finish(refused(&refusal), Downstream::Client);
         }
+        if let Some(misdirected) = https::HttpsPolicy::misdirected(&parts) {
+            return self.finish(misdirected, Downstream::Client);
+        }
         // Only the edges of the ring may ask for a fill without the ring.
         let from_peer = self.is_peer(client);
         if parts.headers.remove(FILL_FROM_PEER).is_some() && from_peer {
@@ -353,6 +359,13 @@ impl Edge {
         };
         let trusted = from_peer || self.is_trusted_proxy(client);
         headers::set_forwarded_for(&mut parts.headers, client, trusted);
+        let scheme = https::HttpsPolicy::scheme(&mut parts, trusted);
+        if let Some(redirect) = inner
+            .https
+            .redirect(&parts, scheme, downstream == Downstream::Peer)
+        {
+            return self.finish(redirect, downstream);
+        }
         // A GET or HEAD with content (which has no defined meaning, RFC 9110
         // section 9.3.1) is passed with it: the key could not tell two
         // bodies apart, and dropping it would leave the origin waiting for
@@ -363,7 +376,9 @@ impl Edge {
         } else {
             self.pass(parts, Some(body)).await
         };
-        self.finish(response, downstream)
+        let mut response = self.finish(response, downstream);
+        inner.https.add_hsts(scheme, response.headers_mut());
+        response
     }
 
     /// Whether `client` is an edge of the fill ring (by the address in its

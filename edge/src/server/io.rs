@@ -3,7 +3,7 @@
 //! the connection's activity for the idle deadlines
 //! ([`super::connections`]).
 //!
-//! hyper hands HTTP/1 responses to the stream as slices (head, then body).
+//! hyper hands cleartext HTTP/1 responses to the stream as slices (head, then body).
 //! A slice that lies inside a sealed body ([`crate::cache::sealed`]) is
 //! sent from its memory file by the kernel, page references instead of a
 //! copy; every other slice is written as usual. HTTP/2 frames are built in
@@ -32,6 +32,9 @@ pub struct ClientStream {
     connection: Arc<Connection>,
     /// Bytes read off the socket before (past a PROXY header), read first.
     read_ahead: Bytes,
+    /// Whether slices may be sealed bodies: not under TLS, whose records
+    /// are built in its own buffers.
+    sendfile: bool,
 }
 
 impl ClientStream {
@@ -42,7 +45,14 @@ impl ClientStream {
             inner,
             connection,
             read_ahead,
+            sendfile: true,
         }
+    }
+
+    /// The stream under TLS: every write is ciphertext, never a cached body.
+    pub fn under_tls(mut self) -> Self {
+        self.sendfile = false;
+        self
     }
 
     /// Sends `slice` (part of a sealed body) from its file; `None` when it is not one.
@@ -142,7 +152,7 @@ impl ClientStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if !sealed::any() {
+        if !self.sendfile || !sealed::any() {
             return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         }
         let first_sealed = bufs

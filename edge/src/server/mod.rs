@@ -1,4 +1,5 @@
 //! The client-facing listeners: HTTP/1.1 and cleartext HTTP/2 on each
+//! `server.listen` address, HTTPS ([`crate::tls`]) on each `tls.listen`
 //! address, every connection held in a [`connections::ConnectionTable`]
 //! (bounds per client and in all, idle and header deadlines, longest-idle
 //! closed first), and a graceful stop. Behind a TCP load balancer, a PROXY
@@ -29,6 +30,7 @@ use self::tracked_body::TrackedBody;
 use crate::config::ServerConfig;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
+use crate::tls::{TlsSession, TlsTermination};
 
 /// Time a connection told to close (idle, evicted) gets to finish its
 /// graceful close (an HTTP/2 GOAWAY) before it is dropped.
@@ -69,9 +71,11 @@ struct ProxyProtocol {
 }
 
 impl HttpServer {
-    /// Binds every address and serves `edge` until `shutdown`.
+    /// Binds every address and serves `edge` until `shutdown`: plain HTTP
+    /// on `server.listen`, HTTPS on `tls_listen` with `tls`.
     pub async fn start(
         config: &ServerConfig,
+        tls: Option<(&[SocketAddr], Arc<TlsTermination>)>,
         edge: Edge,
         metrics: Arc<EdgeMetrics>,
         shutdown: CancellationToken,
@@ -112,16 +116,32 @@ impl HttpServer {
         });
         let mut tasks = tokio::task::JoinSet::new();
         let mut addresses = Vec::new();
-        for &address in &config.listen {
-            let listener = TcpListener::bind(address).await.map_err(|error| {
-                anyhow::anyhow!("server.listen: cannot listen on {address}: {error}")
-            })?;
+        let plain = config.listen.iter().map(|&address| (address, None));
+        let secure = tls.into_iter().flat_map(|(listen, termination)| {
+            listen
+                .iter()
+                .map(move |&address| (address, Some(termination.clone())))
+        });
+        for (address, tls) in plain.chain(secure) {
+            let key = if tls.is_some() {
+                "tls.listen"
+            } else {
+                "server.listen"
+            };
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|error| anyhow::anyhow!("{key}: cannot listen on {address}: {error}"))?;
             let bound = listener.local_addr()?;
-            tracing::info!(address = %bound, "serving HTTP");
+            tracing::info!(
+                address = %bound,
+                protocol = if tls.is_some() { "HTTPS" } else { "HTTP" },
+                "serving"
+            );
             addresses.push(bound);
             tasks.spawn(accept(
                 listener,
                 shared.clone(),
+                tls,
                 config.shutdown_timeout.as_std(),
             ));
         }
@@ -133,7 +153,7 @@ impl HttpServer {
         })
     }
 
-    /// The bound addresses.
+    /// The bound addresses: `server.listen`'s, then `tls.listen`'s.
     pub fn addresses(&self) -> &[SocketAddr] {
         &self.addresses
     }
@@ -162,7 +182,12 @@ impl From<&ServerConfig> for Limits {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Duration) {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<TlsTermination>>,
+    drain_timeout: Duration,
+) {
     let tracker = TaskTracker::new();
     let mut closed = Vec::new();
     loop {
@@ -186,7 +211,13 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Durat
                 .any(|network| network.contains(&balancer));
             match proxy_protocol.reading.clone().try_acquire_owned() {
                 Ok(permit) if trusted => {
-                    tracker.spawn(serve_proxied(stream, peer, permit, shared.clone()));
+                    tracker.spawn(serve_proxied(
+                        stream,
+                        peer,
+                        permit,
+                        shared.clone(),
+                        tls.clone(),
+                    ));
                 }
                 _ => {
                     shared.metrics.connection_closed(CloseReason::ProxyHeader);
@@ -196,7 +227,14 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, drain_timeout: Durat
             continue;
         }
         if let Some(admitted) = admit(&shared, peer, &mut closed) {
-            tracker.spawn(serve(stream, peer, admitted, shared.clone(), Bytes::new()));
+            tracker.spawn(serve(
+                stream,
+                peer,
+                admitted,
+                shared.clone(),
+                Bytes::new(),
+                tls.clone(),
+            ));
         }
     }
     drop(listener);
@@ -232,6 +270,7 @@ async fn serve_proxied(
     balancer: SocketAddr,
     reading: tokio::sync::OwnedSemaphorePermit,
     shared: Arc<Shared>,
+    tls: Option<Arc<TlsTermination>>,
 ) {
     let header =
         tokio::time::timeout(shared.header_timeout, proxy_protocol::read(&mut stream)).await;
@@ -251,26 +290,79 @@ async fn serve_proxied(
     };
     let client = header.client.unwrap_or(balancer);
     if let Some(admitted) = admit(&shared, client, &mut Vec::new()) {
-        serve(stream, client, admitted, shared, header.rest).await;
+        serve(stream, client, admitted, shared, header.rest, tls).await;
     }
 }
 
 /// Serves one connection until it ends, is told to close, or the server
-/// stops; `read_ahead` holds bytes already read off it.
+/// stops; `read_ahead` holds bytes already read off it. With `tls`, the
+/// handshake comes first, within the header deadline.
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     admitted: Admitted,
     shared: Arc<Shared>,
     read_ahead: Bytes,
+    tls: Option<Arc<TlsTermination>>,
 ) {
     let _ = stream.set_nodelay(true);
     let connection = admitted.connection().clone();
+    let stream = ClientStream::new(stream, connection.clone(), read_ahead);
+    match tls {
+        None => serve_http(stream, peer, &connection, &shared, None).await,
+        Some(tls) => {
+            // The table's reaper enforces the header deadline from accept;
+            // the timeout here is the same bound, whichever fires first.
+            let handshake = tokio::select! {
+                result = tokio::time::timeout(shared.header_timeout, tls.accept(stream.under_tls())) => result,
+                _ = connection.closing() => {
+                    if connection.close_reason() == Some(CloseReason::HeaderTimeout) {
+                        tls.handshake_timed_out();
+                    }
+                    return;
+                }
+                _ = shared.shutdown.cancelled() => return,
+            };
+            match handshake {
+                Ok(Ok((stream, session))) => {
+                    serve_http(stream, peer, &connection, &shared, Some(Arc::new(session))).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => {
+                    tls.handshake_timed_out();
+                    tracing::debug!(%peer, "no TLS handshake within server.header_timeout");
+                }
+            }
+        }
+    }
+    if let Some(reason) = connection.close_reason()
+        && reason == CloseReason::Abandoned
+    {
+        shared.metrics.connection_closed(reason);
+        tracing::info!(%peer, "closed a connection that abandoned too many requests");
+    }
+    drop(admitted);
+}
+
+/// Serves HTTP on an established connection (cleartext, or decrypted by
+/// TLS: then each request carries the connection's [`TlsSession`]).
+async fn serve_http<IO>(
+    io: IO,
+    peer: SocketAddr,
+    connection: &Arc<connections::Connection>,
+    shared: &Shared,
+    session: Option<Arc<TlsSession>>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let edge = shared.edge.clone();
     let on_connection = connection.clone();
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request| {
         let edge = edge.clone();
         let mut in_flight = on_connection.request_started();
+        if let Some(session) = &session {
+            request.extensions_mut().insert(session.clone());
+        }
         async move {
             let response = edge.handle(request, peer.ip()).await;
             // A request dropped before here was abandoned by its client.
@@ -278,8 +370,7 @@ async fn serve(
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
         }
     });
-    let io = TokioIo::new(ClientStream::new(stream, connection.clone(), read_ahead));
-    let served = shared.builder.serve_connection(io, service);
+    let served = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,
@@ -298,13 +389,6 @@ async fn serve(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
-    if let Some(reason) = connection.close_reason()
-        && reason == CloseReason::Abandoned
-    {
-        shared.metrics.connection_closed(reason);
-        tracing::info!(%peer, "closed a connection that abandoned too many requests");
-    }
-    drop(admitted);
 }
 
 /// Closes overdue connections every [`REAP_INTERVAL`].

@@ -45,6 +45,24 @@ fn one_host_is_normalised_and_the_target_put_in_origin_form() {
 }
 
 #[test]
+fn over_tls_the_default_port_dropped_is_443() {
+    let session = std::sync::Arc::new(crate::tls::TlsSession {
+        names: std::sync::Arc::new(crate::tls::CertificateNames::new(["site.test"])),
+        version: rustls::ProtocolVersion::TLSv1_3,
+    });
+    for (host, expected) in [
+        ("site.test:443", "site.test"),
+        ("site.test:80", "site.test:80"),
+        ("site.test", "site.test"),
+    ] {
+        let mut parts = parts(Version::HTTP_11, "/", &[host]);
+        parts.extensions.insert(session.clone());
+        admit(&mut parts, &ServedHosts::default()).unwrap();
+        assert_eq!(parts.headers[header::HOST], expected);
+    }
+}
+
+#[test]
 fn several_or_missing_hosts_are_refused() {
     assert_eq!(
         admitted(Version::HTTP_11, "/", &["a.test", "b.test"]).unwrap_err(),

@@ -1,0 +1,323 @@
+//! HTTPS for clients: TLS 1.3 and 1.2 with rustls on aws-lc-rs (the
+//! post-quantum hybrid X25519MLKEM768 first, then X25519 and the NIST
+//! curves), ALPN `h2` and `http/1.1`, and the certificate chosen per
+//! connection from the client's hello:
+//!
+//! - by the name it asks for (SNI), exact names before wildcards, and the
+//!   first certificate for a client that names none or an unknown name;
+//! - among the certificates for that name, ECDSA or EdDSA before RSA when
+//!   the client can verify them.
+//!
+//! Sessions resume by tickets (keys rotated every six hours, RFC 8446
+//! section 4.6.1) or, for TLS 1.2, by session ID from a bounded cache. No
+//! early data is accepted: 0-RTT requests could be replayed.
+//!
+//! Certificates are re-read on SIGHUP and when their files change
+//! ([`watch`]); a set that fails to load leaves the current one serving.
+//! Each connection keeps the names of the certificate it was given
+//! ([`TlsSession`]), so that a request for a host the certificate does not
+//! cover is refused (421) instead of being served under another site's
+//! certificate.
+
+pub mod certificates;
+mod metrics;
+mod watch;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{Acceptor, ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::{ProtocolVersion, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+pub use self::certificates::{Certificate, CertificateError, CertificateNames};
+pub use self::metrics::TlsMetrics;
+pub use self::watch::watch;
+use crate::config::{TlsConfig, TlsVersion};
+
+/// TLS 1.2 sessions remembered for resumption by ID (a few hundred bytes each).
+const SESSION_CACHE_ENTRIES: usize = 20_000;
+
+/// The versions offered with `min_version = "1.3"`.
+static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+
+/// ALPN protocols offered, in order of preference.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// What a connection negotiated, attached to each of its requests.
+#[derive(Debug, Clone)]
+pub struct TlsSession {
+    /// The names of the certificate this connection was given.
+    pub names: Arc<CertificateNames>,
+    /// The protocol version.
+    pub version: ProtocolVersion,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The client spoke no TLS, or broke off.
+    #[error("TLS handshake failed: {0}")]
+    Failed(#[from] std::io::Error),
+}
+
+/// Certificates being served and the settings shared by every connection.
+pub struct TlsTermination {
+    current: ArcSwap<CertificateSet>,
+    files: Vec<crate::config::CertificateFiles>,
+    settings: Settings,
+    metrics: Arc<TlsMetrics>,
+}
+
+impl std::fmt::Debug for TlsTermination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTermination")
+            .field("certificates", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every per-certificate server configuration shares.
+struct Settings {
+    provider: Arc<CryptoProvider>,
+    versions: &'static [&'static rustls::SupportedProtocolVersion],
+    tickets: Arc<dyn rustls::server::ProducesTickets>,
+    sessions: Arc<ServerSessionMemoryCache>,
+}
+
+/// One load of the configured certificates.
+struct CertificateSet {
+    certificates: Vec<Served>,
+}
+
+/// A certificate with the server configuration that presents it.
+struct Served {
+    certificate: Certificate,
+    config: Arc<ServerConfig>,
+}
+
+/// The crypto provider of every TLS connection of the edge.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads every configured certificate; all the errors, not only the first.
+pub fn check(config: &TlsConfig) -> Result<(), Vec<CertificateError>> {
+    load_all(&config.certificates, &provider()).map(drop)
+}
+
+fn load_all(
+    files: &[crate::config::CertificateFiles],
+    provider: &CryptoProvider,
+) -> Result<Vec<Certificate>, Vec<CertificateError>> {
+    let mut certificates = Vec::new();
+    let mut errors = Vec::new();
+    for pair in files {
+        match Certificate::load(pair, provider) {
+            Ok(certificate) => certificates.push(certificate),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(certificates)
+    } else {
+        Err(errors)
+    }
+}
+
+impl TlsTermination {
+    /// Loads the certificates of `[tls]`.
+    pub fn new(config: &TlsConfig, metrics: Arc<TlsMetrics>) -> anyhow::Result<Self> {
+        let provider = provider();
+        let versions: &'static [&'static rustls::SupportedProtocolVersion] =
+            match config.min_version {
+                TlsVersion::Tls12 => rustls::ALL_VERSIONS,
+                TlsVersion::Tls13 => &TLS13_ONLY,
+            };
+        let settings = Settings {
+            tickets: rustls::crypto::aws_lc_rs::Ticketer::new()
+                .map_err(|error| anyhow::anyhow!("TLS session tickets: {error}"))?,
+            sessions: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+            provider,
+            versions,
+        };
+        let certificates = load_all(&config.certificates, &settings.provider)
+            .map_err(|errors| anyhow::anyhow!("tls.certificates: {}", join(&errors)))?;
+        let set = settings.build(certificates)?;
+        metrics.certificates_loaded(set.certificates.iter().map(|served| &served.certificate));
+        Ok(Self {
+            current: ArcSwap::from_pointee(set),
+            files: config.certificates.clone(),
+            settings,
+            metrics,
+        })
+    }
+
+    /// Re-reads the certificate files; on any error the current ones stay.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let loaded = load_all(&self.files, &self.settings.provider)
+            .map_err(|errors| anyhow::anyhow!("{}", join(&errors)))
+            .and_then(|certificates| self.settings.build(certificates));
+        match loaded {
+            Ok(set) => {
+                let count = set.certificates.len();
+                self.metrics
+                    .certificates_loaded(set.certificates.iter().map(|served| &served.certificate));
+                self.current.store(Arc::new(set));
+                self.metrics.reloaded(true);
+                Ok(count)
+            }
+            Err(error) => {
+                self.metrics.reloaded(false);
+                Err(error)
+            }
+        }
+    }
+
+    /// Updates the time left on each certificate (for the expiry gauge).
+    pub fn refresh_expiry(&self, now: SystemTime) {
+        let set = self.current.load();
+        self.metrics.refresh_expiry(
+            set.certificates.iter().map(|served| &served.certificate),
+            now,
+        );
+    }
+
+    /// The configured files, watched for changes.
+    pub fn files(&self) -> &[crate::config::CertificateFiles] {
+        &self.files
+    }
+
+    /// Runs the server side of a handshake on `io`.
+    pub async fn accept<IO>(&self, io: IO) -> Result<(TlsStream<IO>, TlsSession), HandshakeError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let started = LazyConfigAcceptor::new(Acceptor::default(), io).await;
+        let start = match started {
+            Ok(start) => start,
+            Err(error) => {
+                self.metrics.handshake_failed();
+                return Err(error.into());
+            }
+        };
+        let set = self.current.load_full();
+        let served = set.choose(&start.client_hello());
+        let names = served.certificate.names.clone();
+        let stream = match start.into_stream(served.config.clone()).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.metrics.handshake_failed();
+                return Err(error.into());
+            }
+        };
+        let connection = stream.get_ref().1;
+        let version = connection
+            .protocol_version()
+            .unwrap_or(ProtocolVersion::TLSv1_3);
+        let resumed = connection.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.metrics.handshake_completed(version, resumed);
+        Ok((stream, TlsSession { names, version }))
+    }
+
+    /// Counts a handshake cut off by the header deadline.
+    pub fn handshake_timed_out(&self) {
+        self.metrics.handshake_timed_out();
+    }
+}
+
+impl Settings {
+    fn build(&self, certificates: Vec<Certificate>) -> anyhow::Result<CertificateSet> {
+        let certificates = certificates
+            .into_iter()
+            .map(|certificate| {
+                let config = self.server_config(certificate.key.clone())?;
+                Ok(Served {
+                    certificate,
+                    config,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if certificates.is_empty() {
+            anyhow::bail!("tls.certificates: no certificate to serve");
+        }
+        Ok(CertificateSet { certificates })
+    }
+
+    fn server_config(&self, key: Arc<CertifiedKey>) -> anyhow::Result<Arc<ServerConfig>> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(self.versions)
+            .map_err(|error| anyhow::anyhow!("TLS settings: {error}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(key)));
+        config.alpn_protocols = ALPN.iter().map(|protocol| protocol.to_vec()).collect();
+        config.ticketer = self.tickets.clone();
+        config.session_storage = self.sessions.clone();
+        config.max_early_data_size = 0;
+        Ok(Arc::new(config))
+    }
+}
+
+impl CertificateSet {
+    /// The certificate for a client's hello (see the module docs).
+    fn choose<'a>(&'a self, hello: &ClientHello<'_>) -> &'a Served {
+        let schemes = hello.signature_schemes();
+        let best = |candidates: Vec<&'a Served>| best_for(schemes, candidates);
+        let by_name = hello.server_name().and_then(|name| {
+            let exact: Vec<&Served> = self
+                .certificates
+                .iter()
+                .filter(|served| served.certificate.names.covers_exact(name))
+                .collect();
+            best(exact).or_else(|| {
+                best(
+                    self.certificates
+                        .iter()
+                        .filter(|served| served.certificate.names.covers(name))
+                        .collect(),
+                )
+            })
+        });
+        by_name.unwrap_or(&self.certificates[0])
+    }
+}
+
+/// Among `candidates`, the first elliptic one the client can verify, else
+/// the first it can verify, else the first.
+fn best_for<'a>(
+    schemes: &[rustls::SignatureScheme],
+    candidates: Vec<&'a Served>,
+) -> Option<&'a Served> {
+    let usable = |served: &&'a Served| served.certificate.key.key.choose_scheme(schemes).is_some();
+    candidates
+        .iter()
+        .copied()
+        .filter(usable)
+        .find(|served| served.certificate.is_elliptic())
+        .or_else(|| candidates.iter().copied().find(usable))
+        .or_else(|| candidates.first().copied())
+}
+
+/// A server configuration's one certificate: the choice is made before
+/// the configuration is (see [`CertificateSet::choose`]).
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn join(errors: &[CertificateError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,83 @@
+//! Re-reads the certificate files on SIGHUP and when they change, as ACME
+//! clients and secret mounts replace them (a rename, or a symlink that
+//! moves). Files are compared by what `stat` says through symlinks, every
+//! `tls.watch_interval`. A change that does not load (a certificate written
+//! before its key, say) leaves the current certificates serving and is
+//! tried again at the next change.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch::Receiver;
+use tokio_util::sync::CancellationToken;
+
+use super::TlsTermination;
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    device: u64,
+    inode: u64,
+    length: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+        length: metadata.len(),
+        modified: metadata.modified().ok(),
+    })
+}
+
+fn stamps(termination: &TlsTermination) -> Vec<Option<Stamp>> {
+    termination
+        .files()
+        .iter()
+        .flat_map(|files| [stamp(&files.certificate), stamp(&files.key)])
+        .collect()
+}
+
+/// Reloads `termination` on each SIGHUP (`reload` changes) and when its
+/// files change, until `shutdown`; refreshes the expiry gauge meanwhile.
+pub async fn watch(
+    termination: Arc<TlsTermination>,
+    interval: Duration,
+    mut reload: Receiver<u64>,
+    shutdown: CancellationToken,
+) {
+    let mut seen = stamps(&termination);
+    let mut signals_open = true;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let asked = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = reload.changed(), if signals_open => {
+                // Without signals, the files are still watched.
+                signals_open = changed.is_ok();
+                signals_open
+            }
+            _ = ticks.tick() => false,
+        };
+        termination.refresh_expiry(SystemTime::now());
+        let now = stamps(&termination);
+        if !asked && now == seen {
+            continue;
+        }
+        seen = now;
+        let why = if asked { "SIGHUP" } else { "files changed" };
+        match termination.reload() {
+            Ok(count) => tracing::info!(certificates = count, why, "TLS certificates reloaded"),
+            Err(error) => tracing::error!(
+                %error,
+                why,
+                "TLS certificates not reloaded; the current ones keep serving"
+            ),
+        }
+    }
+}
