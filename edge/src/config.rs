@@ -427,6 +427,40 @@ pub struct OriginConfig {
     /// Time for the whole response, body included.
     #[serde(default = "default_total_timeout")]
     pub total_timeout: Duration,
+    /// CA certificates (PEM) that `https://` upstreams are verified
+    /// against, instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name `https://` origins are asked for (SNI) and verified
+    /// against, when it is not the host in their URL (an address, say).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// A client certificate chain (PEM) presented to `https://` upstreams
+    /// that ask for one (mutual TLS); with `client_key`.
+    #[serde(default)]
+    pub client_certificate: Option<std::path::PathBuf>,
+    /// The key of `client_certificate` (PEM). Never logged.
+    #[serde(default)]
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl OriginConfig {
+    /// Makes relative file names relative to `base` (the configuration's
+    /// directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for path in [
+            &mut self.ca_file,
+            &mut self.client_certificate,
+            &mut self.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
 }
 
 fn default_connect_timeout() -> Duration {

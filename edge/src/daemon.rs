@@ -32,6 +32,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         etcd.resolve_paths(directory);
     }
     config.tls.resolve_paths(directory);
+    config.origin.resolve_paths(directory);
     // Every check runs, so that one check-config shows every error.
     let mut errors: Vec<String> = [
         config.admin.validate(),

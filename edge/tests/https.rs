@@ -189,6 +189,7 @@ struct Exchange {
     response: String,
     kind: Option<rustls::HandshakeKind>,
     version: Option<rustls::ProtocolVersion>,
+    group: Option<rustls::NamedGroup>,
     certificate: Vec<u8>,
 }
 
@@ -208,6 +209,9 @@ async fn rustls_get(
     let (_, connection) = stream.get_ref();
     let kind = connection.handshake_kind();
     let version = connection.protocol_version();
+    let group = connection
+        .negotiated_key_exchange_group()
+        .map(|group| group.name());
     let certificate = connection
         .peer_certificates()
         .and_then(|chain| chain.first())
@@ -225,6 +229,7 @@ async fn rustls_get(
         response: String::from_utf8_lossy(&response).into_owned(),
         kind,
         version,
+        group,
         certificate,
     }
 }
@@ -391,6 +396,10 @@ async fn sessions_resume_by_ticket_and_by_session_id() {
         );
         assert_eq!(first.kind, Some(rustls::HandshakeKind::Full));
         assert_eq!(first.version, Some(version));
+        if version == rustls::ProtocolVersion::TLSv1_3 {
+            // A client that offers the post-quantum hybrid gets it.
+            assert_eq!(first.group, Some(rustls::NamedGroup::X25519MLKEM768));
+        }
         let second = rustls_get(&client, https.tls, "site.test", "site.test", "/r").await;
         assert_eq!(
             second.kind,

@@ -58,7 +58,7 @@ impl TestCa {
         std::fs::write(path, &self.root_pem).expect("write CA");
     }
 
-    /// Issues a server certificate for `names` (DNS names or addresses),
+    /// Issues a certificate for servers and clients, for `names` (DNS names or addresses),
     /// valid from an hour ago for `lifetime`, and writes it to
     /// `<dir>/<stem>.pem` and `<dir>/<stem>.key`.
     pub fn issue(
@@ -86,7 +86,10 @@ impl TestCa {
         params
             .distinguished_name
             .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + lifetime;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -63,7 +64,7 @@ impl Upstream {
 /// The configured origins and parent.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    client: Client<HttpConnector, OriginBody>,
+    client: Client<HttpsConnector<HttpConnector>, OriginBody>,
     bases: Vec<Uri>,
     parent: Option<Uri>,
     /// Marks requests to peers so that they fetch themselves, not ask
@@ -100,6 +101,8 @@ impl Origin {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout.as_std()));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = https_connector(config, &bases, connector)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
@@ -169,11 +172,16 @@ impl Origin {
             };
             match tokio::time::timeout(limit, self.client.request(request)).await {
                 Ok(Ok(response)) => return Ok((response, upstream)),
+                // The whole chain: a TLS failure says why (expired,
+                // unknown issuer, name mismatch) only in its sources.
                 Ok(Err(error)) if error.is_connect() => {
+                    let error = shared::report::describe(&error);
                     tracing::warn!(upstream = upstream_name, %base, %error, "refused; trying the next");
-                    last_error = OriginError::Unreachable(error.to_string());
+                    last_error = OriginError::Unreachable(error);
                 }
-                Ok(Err(error)) => return Err(OriginError::Failed(error.to_string())),
+                Ok(Err(error)) => {
+                    return Err(OriginError::Failed(shared::report::describe(&error)));
+                }
                 Err(_) => {
                     tracing::warn!(upstream = upstream_name, %base, "timed out; trying the next");
                     last_error = OriginError::Timeout(limit);
@@ -192,7 +200,7 @@ impl Origin {
     ) -> Result<Request<OriginBody>, String> {
         let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(base.scheme_str().unwrap_or("http"))
             .authority(base.authority().map_or("", |authority| authority.as_str()))
             .path_and_query(path)
             .build()
@@ -227,10 +235,45 @@ fn base_url(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
         .map_err(|error| format!("invalid URL \"{url}\": {error}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!("\"{url}\" must be an http:// URL with a host"));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(format!(
+            "\"{url}\" must be an http:// or https:// URL with a host"
+        ));
     }
     Ok(uri)
+}
+
+/// The connector for upstream connections: plain for `http://`, rustls for
+/// `https://` ([`crate::tls::origin_client`]). `origin.server_name`
+/// replaces the URL's host as the TLS name of the origins (not of peers or
+/// the parent, which are named by their own URLs).
+fn https_connector(
+    config: &OriginConfig,
+    origins: &[Uri],
+    connector: HttpConnector,
+) -> anyhow::Result<HttpsConnector<HttpConnector>> {
+    let tls = crate::tls::origin_client::client_config(config)?;
+    let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    if let Some(name) = &config.server_name {
+        let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|_| {
+            anyhow::anyhow!("origin.server_name: \"{name}\" is not a host name or address")
+        })?;
+        let origins: Vec<String> = origins
+            .iter()
+            .filter_map(|origin| origin.host().map(str::to_string))
+            .collect();
+        builder = builder.with_server_name_resolver(move |uri: &Uri| {
+            let host = uri.host().unwrap_or_default();
+            if origins.iter().any(|origin| origin == host) {
+                return Ok(name.clone());
+            }
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            rustls::pki_types::ServerName::try_from(host.to_string())
+        });
+    }
+    Ok(builder.enable_http1().wrap_connector(connector))
 }
 
 /// Parses a peer's base URL (`[[fill.peers]]` or an announced `fill_url`).

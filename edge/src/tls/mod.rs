@@ -21,6 +21,7 @@
 
 pub mod certificates;
 mod metrics;
+pub mod origin_client;
 mod watch;
 
 use std::sync::Arc;

@@ -74,6 +74,22 @@ impl EdgeProcess {
         Self::start_full(address, name, origins, "", cache, extra, None)
     }
 
+    /// An edge whose `[origin]` section is `urls` (as written, any
+    /// scheme) and the lines of `origin`.
+    pub fn start_with_origin(urls: &[String], origin: &str) -> Self {
+        let urls: Vec<String> = urls.iter().map(|url| format!("\"{url}\"")).collect();
+        let origin_section = format!("urls = [{}]\n{origin}", urls.join(", "));
+        Self::start_configured(
+            unique_loopback(),
+            "edge-test",
+            &origin_section,
+            "",
+            "",
+            "",
+            None,
+        )
+    }
+
     fn start_full(
         address: std::net::Ipv4Addr,
         name: &str,
@@ -83,12 +99,33 @@ impl EdgeProcess {
         extra: &str,
         open_files: Option<u64>,
     ) -> Self {
-        let http = SocketAddr::new(IpAddr::V4(address), 8080);
-        let admin = SocketAddr::new(IpAddr::V4(address), 9180);
         let urls: Vec<String> = origins
             .iter()
             .map(|origin| format!("\"http://{origin}\""))
             .collect();
+        Self::start_configured(
+            address,
+            name,
+            &format!("urls = [{}]", urls.join(", ")),
+            server,
+            cache,
+            extra,
+            open_files,
+        )
+    }
+
+    /// `origin` holds the lines of `[origin]` besides `first_byte_timeout`.
+    fn start_configured(
+        address: std::net::Ipv4Addr,
+        name: &str,
+        origin: &str,
+        server: &str,
+        cache: &str,
+        extra: &str,
+        open_files: Option<u64>,
+    ) -> Self {
+        let http = SocketAddr::new(IpAddr::V4(address), 8080);
+        let admin = SocketAddr::new(IpAddr::V4(address), 9180);
         // Test defaults, unless the test sets its own.
         let mut cache_defaults = String::new();
         for (key, value) in [("capacity", "64MiB"), ("max_object_size", "1MiB")] {
@@ -98,10 +135,9 @@ impl EdgeProcess {
         }
         let config = format!(
             "[server]\nlisten = [\"{http}\"]\nname = \"{name}\"\nheader_timeout = \"2s\"\n{server}\n\n\
-             [origin]\nurls = [{}]\nfirst_byte_timeout = \"3s\"\n\n\
+             [origin]\nfirst_byte_timeout = \"3s\"\n{origin}\n\n\
              [cache]\n{cache_defaults}{cache}\n\n\
-             [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n",
-            urls.join(", ")
+             [admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n{extra}\n"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("edge.toml");
