@@ -1,7 +1,8 @@
 //! `geocdn-demo`: a complete CDN on loopback.
 //!
 //! Starts the sample origin (in this process), three edges (`eu`, `us`,
-//! `ap` on 127.0.0.11-13) and geodns on 127.0.0.1:5353 with a database
+//! `ap` on 127.0.0.11-13, HTTP on 8080 and HTTPS on 8443 with a local CA
+//! made for the run, see [`tls`]) and geodns on 127.0.0.1:5353 with a database
 //! built from `deploy/demo/networks.csv`, prints a walkthrough, and stops
 //! everything on Ctrl-C. The configurations are the files beside this
 //! program's source, embedded at build time and written to `target/demo/`.
@@ -12,6 +13,7 @@
 //! announce themselves, join the answers, and fill from each other.
 
 mod origin;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,14 +111,18 @@ async fn main() -> anyhow::Result<()> {
         wait_for(format!("{ETCD}:2379").parse()?, &mut children, &work).await?;
     }
     let announced: &[(&str, &str, &str)] = if cluster { &ANNOUNCED_EDGES } else { &[] };
+    let addresses: Vec<&str> = EDGES
+        .iter()
+        .chain(announced)
+        .map(|(_, address, _)| *address)
+        .collect();
+    tls::make_certificates(&work.join("tls"), &addresses)?;
     let edge_configs = EDGES
         .iter()
-        .map(|(name, _, config)| (*name, with_cluster(config)))
-        .chain(
-            announced
-                .iter()
-                .map(|(name, _, config)| (*name, (*config).to_string())),
-        );
+        .map(|(name, address, config)| (*name, with_cluster(config) + &tls::edge_section(address)))
+        .chain(announced.iter().map(|(name, address, config)| {
+            (*name, (*config).to_string() + &tls::edge_section(address))
+        }));
     for (name, config) in edge_configs {
         let path = work.join(format!("edge-{name}.toml"));
         std::fs::write(&path, config)?;
@@ -282,7 +288,7 @@ fn print_walkthrough(children: &[(String, Child)], work: &Path) {
         r#"
 GeoCDN demo is running:
   origin    http://{ORIGIN}
-  edges     eu 127.0.0.11:8080 (pid {eu}), us 127.0.0.12:8080 (pid {us}), ap 127.0.0.13:8080 (pid {ap})
+  edges     eu 127.0.0.11:8080 (pid {eu}), us 127.0.0.12:8080 (pid {us}), ap 127.0.0.13:8080 (pid {ap}); HTTPS on :8443
   geodns    127.0.0.1:5353 (DNS), http://127.0.0.1:9153 (admin)
   configs   deploy/demo/*.toml (copies and logs in {work})
 
@@ -296,6 +302,9 @@ Try it (paste into another terminal):
   # Through an edge: MISS, then HIT with Age:
   curl -si http://127.0.0.11:8080/hello.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|age)'
   sleep 1; curl -si http://127.0.0.11:8080/hello.txt -H 'Host: www.cdn.example.com' | grep -iE '^(x-cache|age)'
+
+  # Over HTTPS (HTTP/2), with the CA this run made:
+  curl -si --cacert {work}/tls/ca.pem --resolve www.cdn.example.com:8443:127.0.0.11 https://www.cdn.example.com:8443/hello.txt | grep -iE '^(HTTP|x-cache)'
 
   # Why a client gets its edge:
   {geodns} explain --config {work}/geodns.toml 192.0.2.10
