@@ -201,7 +201,7 @@ async fn check_config_rejects_bad_files() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("origin.urls[0]: \"ftp://x\" must be an http:// URL"),
+        stderr.contains("origin.urls[0]: \"ftp://x\" must be an http:// or https:// URL"),
         "{stderr}"
     );
     std::fs::write(

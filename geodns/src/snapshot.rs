@@ -434,7 +434,7 @@ fn add_members(service: &mut Service, cluster: &ClusterView, health: &HealthTabl
             tracing::warn!(
                 edge = member.name,
                 url = member.health_url,
-                "announced health URL is not http://host...; edge ignored"
+                "announced health URL is not http:// or https://host...; edge ignored"
             );
             continue;
         }
@@ -458,7 +458,7 @@ fn add_members(service: &mut Service, cluster: &ClusterView, health: &HealthTabl
 
 fn is_http_url(url: &str) -> bool {
     url.parse::<hyper::Uri>()
-        .is_ok_and(|uri| uri.scheme_str() == Some("http") && uri.host().is_some())
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
 }
 
 fn build_service(
@@ -563,8 +563,8 @@ fn build_edge(
             let uri: hyper::Uri = url
                 .parse()
                 .map_err(|error| anyhow::anyhow!("{key}.health: invalid URL \"{url}\": {error}"))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                bail!("{key}.health: \"{url}\" must be an http:// URL with a host");
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                bail!("{key}.health: \"{url}\" must be an http:// or https:// URL with a host");
             }
             Some(health.entry(url, &config.name))
         }

@@ -5,13 +5,18 @@
 //! says `draining` or `down` is obeyed at once: the edge asked for it. A 200
 //! whose body is not the shared health document counts as `up`, so edges can
 //! be checked through any plain health endpoint.
+//!
+//! `https://` health URLs are verified against the system's CA
+//! certificates (`/etc/ssl/certs`, or `SSL_CERT_FILE`/`SSL_CERT_DIR`),
+//! read once per process.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -29,7 +34,7 @@ pub struct HealthProbe {
     health: Arc<EdgeHealth>,
     config: HealthConfig,
     metrics: Arc<DnsMetrics>,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     successes: u32,
     failures: u32,
 }
@@ -40,6 +45,12 @@ impl HealthProbe {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeout.as_std()));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)
@@ -231,4 +242,27 @@ fn random_delay(max: Duration) -> Duration {
     }
     let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
     Duration::from_nanos(rand::rng().random_range(0..=nanos))
+}
+
+/// The TLS client settings of `https://` checks, on the system's roots.
+fn tls_config() -> rustls::ClientConfig {
+    static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::warn!(
+                "no system CA certificates found (install ca-certificates, or set SSL_CERT_FILE): https:// health checks will fail"
+            );
+        }
+        Arc::new(roots)
+    });
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the provider's defaults are consistent")
+    .with_root_certificates(roots.clone())
+    .with_no_client_auth()
 }

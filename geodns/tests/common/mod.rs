@@ -130,6 +130,17 @@ impl Geodns {
         config_text: &str,
         filter: Option<&str>,
     ) -> Self {
+        Self::start_with_environment(dns, admin, config_text, filter, &[])
+    }
+
+    /// As [`Geodns::start_logging`], with `environment` variables set.
+    pub fn start_with_environment(
+        dns: SocketAddr,
+        admin: SocketAddr,
+        config_text: &str,
+        filter: Option<&str>,
+        environment: &[(&str, &Path)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("nets.csv"), NETWORKS).expect("write csv");
         geoip::build_from_csv(&dir.path().join("nets.csv"), &dir.path().join("geo.mmdb"))
@@ -138,6 +149,7 @@ impl Geodns {
         std::fs::write(&config_path, config_text).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_geodns"));
         command.arg("run").arg("--config").arg(&config_path);
+        command.envs(environment.iter().copied());
         match filter {
             Some(filter) => command.env("RUST_LOG", filter),
             None => command.env_remove("RUST_LOG"),
