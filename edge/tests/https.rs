@@ -546,6 +546,39 @@ async fn sighup_rereads_the_certificates() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_close_to_expiry_is_logged_and_its_time_left_exported() {
+    let origin = origin().await;
+    let https = HttpsEdge::start(
+        origin.address(),
+        &[("site", &["site.test"], KeyKind::Ecdsa)],
+        "watch_interval = \"1h\"",
+    );
+    assert!(!https.edge.log().contains("certificate expires soon"));
+    https.ca.issue(
+        https.certs.path(),
+        "site",
+        &["site.test"],
+        KeyKind::Ecdsa,
+        2 * DAY,
+    );
+    https.edge.process.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || https
+            .edge
+            .log()
+            .contains("certificate expires soon")),
+        "{}",
+        https.edge.log()
+    );
+    let expiry = metric_line(
+        &https.edge,
+        "edge_tls_certificate_expiry_seconds{certificate=\"site.test\"}",
+    )
+    .await;
+    assert!((86_400..=2 * 86_400).contains(&expiry), "expiry {expiry}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn plain_http_is_redirected_except_acme_challenges_and_https_gets_hsts() {
     if !tools_present() {
         return;

@@ -232,8 +232,31 @@ impl TlsTermination {
     }
 }
 
+/// Certificates this close to expiry are logged at load.
+const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
 impl Settings {
     fn build(&self, certificates: Vec<Certificate>) -> anyhow::Result<CertificateSet> {
+        let now = SystemTime::now();
+        for certificate in &certificates {
+            let remaining = certificate.remaining(now);
+            let name = certificate.names.first();
+            let file = certificate.files.certificate.display().to_string();
+            if remaining.is_zero() {
+                tracing::error!(
+                    certificate = name,
+                    file,
+                    "certificate has expired; clients will refuse it"
+                );
+            } else if remaining < EXPIRY_WARNING {
+                tracing::warn!(
+                    certificate = name,
+                    file,
+                    days_left = remaining.as_secs() / 86_400,
+                    "certificate expires soon"
+                );
+            }
+        }
         let certificates = certificates
             .into_iter()
             .map(|certificate| {
