@@ -135,6 +135,20 @@ fn oversized_udp_answer_is_truncated_and_complete_over_tcp() {
 }
 
 #[test]
+fn a_query_whose_questions_alone_overflow_udp_gets_a_response_that_fits() {
+    let geodns = start();
+    // Found by the fuzzer: 42 questions of long names, Z and an RCODE set,
+    // no EDNS (512 bytes is the limit). The truncated FORMERR echoed every
+    // question: 1,242 bytes.
+    let found = include_bytes!("../../fuzz/seeds/dns_query/many_questions_over_udp");
+    let response = exchange_udp(geodns.dns, found).expect("a response");
+    assert!(response.len() <= 512, "{} bytes over UDP", response.len());
+    assert_eq!(response[..2], found[..2], "the query's ID");
+    assert!(response[2] & 0x80 != 0, "a response");
+    assert!(response[2] & 0x02 != 0, "TC set");
+}
+
+#[test]
 fn any_is_answered_with_one_rrset() {
     let geodns = start();
     let reply = ask_udp(geodns.dns, &Ask::new("cdn.test", RecordType::ANY));

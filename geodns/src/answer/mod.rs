@@ -680,6 +680,17 @@ impl Responder {
         message.authorities.clear();
         message.additionals.clear();
         message.metadata.truncation = true;
+        let truncated = message.to_vec().ok()?;
+        if truncated.len() <= limit {
+            return Some(truncated);
+        }
+        // The questions alone overflow (a query with many of them): the
+        // first is echoed, then none, so that the response always fits.
+        message.queries.truncate(1);
+        if let Some(bytes) = message.to_vec().ok().filter(|bytes| bytes.len() <= limit) {
+            return Some(bytes);
+        }
+        message.queries.clear();
         message.to_vec().ok()
     }
 
