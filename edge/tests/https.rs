@@ -64,6 +64,11 @@ impl HttpsEdge {
         }
     }
 
+    /// One ECDSA certificate for `site.test`.
+    fn for_site(origin: SocketAddr, tls: &str) -> Self {
+        Self::start(origin, &[("site", &["site.test"], KeyKind::Ecdsa)], tls)
+    }
+
     fn ca_file(&self) -> std::path::PathBuf {
         self.certs.path().join("ca.pem")
     }
@@ -248,11 +253,7 @@ async fn https_speaks_http2_and_http1_by_alpn_and_shares_the_cache_with_http() {
         return;
     }
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "");
     let (head, body, version) = https.curl("site.test", "/shared", &["--http2"]);
     assert_eq!(version, "2", "{head}");
     assert!(head.starts_with("HTTP/2 200"), "{head}");
@@ -372,11 +373,7 @@ async fn a_host_its_certificate_does_not_cover_is_misdirected() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_resume_by_ticket_and_by_session_id() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "");
     for (versions, version) in [
         (
             &[&rustls::version::TLS13][..],
@@ -421,11 +418,7 @@ async fn sessions_resume_by_ticket_and_by_session_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_12_can_be_turned_off() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "min_version = \"1.3\"",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "min_version = \"1.3\"");
     let tls12 = rustls_client(&https.ca, &[&rustls::version::TLS12]);
     let tcp = tokio::net::TcpStream::connect(https.tls).await.unwrap();
     let refused = tokio_rustls::TlsConnector::from(tls12)
@@ -440,11 +433,7 @@ async fn tls_12_can_be_turned_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn replaced_files_are_served_without_a_restart_and_a_bad_pair_keeps_the_old() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "watch_interval = \"200ms\"",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "watch_interval = \"200ms\"");
     let client = rustls_client(&https.ca, &[&rustls::version::TLS13]);
     let files = IssuedFiles {
         certificate: https.certs.path().join("site.pem"),
@@ -513,11 +502,7 @@ async fn replaced_files_are_served_without_a_restart_and_a_bad_pair_keeps_the_ol
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_rereads_the_certificates() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "watch_interval = \"1h\"",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "watch_interval = \"1h\"");
     let client = rustls_client(&https.ca, &[&rustls::version::TLS13]);
     let staging = tempfile::tempdir().unwrap();
     let renewed = https.ca.issue(
@@ -548,11 +533,7 @@ async fn sighup_rereads_the_certificates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_certificate_close_to_expiry_is_logged_and_its_time_left_exported() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "watch_interval = \"1h\"",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "watch_interval = \"1h\"");
     assert!(!https.edge.log().contains("certificate expires soon"));
     https.ca.issue(
         https.certs.path(),
@@ -584,9 +565,8 @@ async fn plain_http_is_redirected_except_acme_challenges_and_https_gets_hsts() {
         return;
     }
     let origin = origin().await;
-    let https = HttpsEdge::start(
+    let https = HttpsEdge::for_site(
         origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
         "redirect_http = true\nhsts_max_age = \"180d\"",
     );
     let redirected = common::get(https.edge.http, "/a/b?c=d", &[]).await;
@@ -611,11 +591,7 @@ async fn plain_http_is_redirected_except_acme_challenges_and_https_gets_hsts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_finishes_its_handshake_is_cut_off() {
     let origin = origin().await;
-    let https = HttpsEdge::start(
-        origin.address(),
-        &[("site", &["site.test"], KeyKind::Ecdsa)],
-        "",
-    );
+    let https = HttpsEdge::for_site(origin.address(), "");
     // Silent: closed at server.header_timeout (2 s in these tests).
     let mut silent = tokio::net::TcpStream::connect(https.tls).await.unwrap();
     let mut buffer = [0u8; 64];
@@ -671,11 +647,7 @@ fn check_config_names_bad_pairs_and_never_prints_a_key() {
     );
     let path = dir.path().join("edge.toml");
     std::fs::write(&path, config).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -714,16 +686,20 @@ fn check_config_names_bad_pairs_and_never_prints_a_key() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_edge"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check_config(&path);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap()
 }
 
 /// The value of one labelled sample in the edge's `/metrics`, 0 when absent.
