@@ -589,6 +589,20 @@ async fn plain_http_is_redirected_except_acme_challenges_and_https_gets_hsts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn edges_filling_over_plain_http_are_not_redirected() {
+    let origin = origin().await;
+    // A parent that lists its children (here: all of loopback) as trusted
+    // peers. Children ask a parent without the ring's fill marker.
+    let parent = HttpsEdge::for_site(
+        origin.address(),
+        "redirect_http = true\n\n[fill]\ntrusted_peers = [\"127.0.0.0/8\"]",
+    );
+    let fill = common::get(parent.edge.http, "/from-a-child", &[]).await;
+    assert_eq!(fill.status, 200, "{:?}", fill.headers);
+    assert_eq!(fill.body, "proto=http");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_finishes_its_handshake_is_cut_off() {
     let origin = origin().await;
     let https = HttpsEdge::for_site(origin.address(), "");

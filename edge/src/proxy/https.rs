@@ -7,7 +7,8 @@
 //!   across names of one certificate still works (RFC 9113 section 9.1.1);
 //! - with `tls.redirect_http`, plain requests get a permanent redirect
 //!   (308 keeps the method) to the same URL over HTTPS, except ACME HTTP-01
-//!   challenges and fills between edges;
+//!   challenges and requests from other edges (the fill ring's addresses and
+//!   `fill.trusted_peers`: peers and children of a parent);
 //! - the origin is told the scheme in `X-Forwarded-Proto`, and clients that
 //!   came over HTTPS get `Strict-Transport-Security` when configured.
 //!
@@ -120,7 +121,7 @@ impl HttpsPolicy {
     }
 
     /// The redirect to HTTPS for a plain request, when configured; never
-    /// for ACME challenges or a `from_peer` fill.
+    /// for ACME challenges or a request `from_peer` (another edge).
     pub fn redirect(
         &self,
         parts: &Parts,

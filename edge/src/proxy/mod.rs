@@ -360,10 +360,9 @@ impl Edge {
         let trusted = from_peer || self.is_trusted_proxy(client);
         headers::set_forwarded_for(&mut parts.headers, client, trusted);
         let scheme = https::HttpsPolicy::scheme(&mut parts, trusted);
-        if let Some(redirect) = inner
-            .https
-            .redirect(&parts, scheme, downstream == Downstream::Peer)
-        {
+        // Edges of the CDN (ring peers, children filling from a parent)
+        // fetch over whatever URL they were given.
+        if let Some(redirect) = inner.https.redirect(&parts, scheme, from_peer) {
             return self.finish(redirect, downstream);
         }
         // A GET or HEAD with content (which has no defined meaning, RFC 9110
