@@ -18,6 +18,10 @@ pub struct Config {
     /// Client-facing HTTPS.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Certificates ordered from an ACME CA and renewed automatically,
+    /// served on `tls.listen` beside `tls.certificates`.
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
     /// Where misses are fetched from.
     pub origin: OriginConfig,
     /// The cache.
@@ -353,11 +357,18 @@ impl Default for TlsConfig {
 }
 
 impl TlsConfig {
-    /// Checks what the schema cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.listen.is_empty() && self.certificates.is_empty() {
+    /// Checks what the schema cannot; `acme` says whether `[acme]`
+    /// provides certificates.
+    pub fn validate(&self, acme: bool) -> Result<(), String> {
+        if !self.listen.is_empty() && self.certificates.is_empty() && !acme {
             return Err(
-                "tls.certificates: tls.listen is set, so give at least one certificate and key"
+                "tls.certificates: tls.listen is set, so give at least one certificate and key (or configure [acme])"
+                    .into(),
+            );
+        }
+        if self.listen.is_empty() && acme {
+            return Err(
+                "tls.listen: [acme] certificates are served on tls.listen; set at least one address"
                     .into(),
             );
         }
@@ -391,6 +402,139 @@ pub struct CertificateFiles {
     pub certificate: std::path::PathBuf,
     /// Its private key (PKCS#8, PKCS#1 or SEC1). Never logged.
     pub key: std::path::PathBuf,
+}
+
+/// `[acme]`: certificates from an ACME CA (RFC 8555), such as Let's
+/// Encrypt. Each `[[acme.certificates]]` is ordered when the edge has none
+/// for its names, and renewed in the window the CA suggests (RFC 9773) or
+/// at about two thirds of its lifetime. The account and the certificates
+/// are kept in `state_directory`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's directory URL, such as
+    /// `https://acme-v02.api.letsencrypt.org/directory`.
+    pub directory: String,
+    /// Contact URLs for the account (`mailto:ops@example.com`), through
+    /// which the CA warns of problems.
+    #[serde(default)]
+    pub contact: Vec<String>,
+    /// Agreement to the CA's terms of service, which every CA requires.
+    #[serde(default)]
+    pub terms_of_service_agreed: bool,
+    /// How the CA checks that this edge serves each name: `"http-01"` (a
+    /// request to port 80, answered by the plain listener) or
+    /// `"tls-alpn-01"` (a handshake on port 443, answered by the TLS
+    /// listener, RFC 8737).
+    #[serde(default)]
+    pub challenge: AcmeChallenge,
+    /// Roots that verify the CA's own HTTPS (a private or test CA); the
+    /// system's roots when absent.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Where the account key and the certificates are kept: readable by
+    /// the edge only.
+    #[serde(default = "default_acme_state_directory")]
+    pub state_directory: std::path::PathBuf,
+    /// The certificates to keep.
+    pub certificates: Vec<AcmeCertificate>,
+}
+
+/// `[[acme.certificates]]`: one certificate and the names it covers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeCertificate {
+    /// Host names, the first naming the certificate in logs and metrics.
+    pub names: Vec<String>,
+}
+
+/// The ACME challenge used to prove control of a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum AcmeChallenge {
+    /// A token served at `/.well-known/acme-challenge/` over plain HTTP.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A self-signed certificate for the `acme-tls/1` protocol.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+fn default_acme_state_directory() -> std::path::PathBuf {
+    "/var/lib/edge/acme".into()
+}
+
+impl AcmeConfig {
+    /// Checks what the schema cannot, every error at once.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !self.directory.starts_with("https://") {
+            errors.push(format!(
+                "acme.directory: \"{}\" is not an https:// URL (RFC 8555 requires HTTPS)",
+                self.directory
+            ));
+        }
+        if !self.terms_of_service_agreed {
+            errors.push("acme.terms_of_service_agreed: the CA requires agreement to its terms; read them and set it to true".into());
+        }
+        for (index, contact) in self.contact.iter().enumerate() {
+            if !contact.starts_with("mailto:") {
+                errors.push(format!(
+                    "acme.contact[{index}]: \"{contact}\" is not a mailto: URL"
+                ));
+            }
+        }
+        if self.certificates.is_empty() {
+            errors.push("acme.certificates: name at least one certificate to order".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, certificate) in self.certificates.iter().enumerate() {
+            if certificate.names.is_empty() {
+                errors.push(format!(
+                    "acme.certificates[{index}].names: give at least one name"
+                ));
+            }
+            for name in &certificate.names {
+                if let Err(reason) = check_acme_name(name) {
+                    errors.push(format!(
+                        "acme.certificates[{index}].names: \"{name}\" {reason}"
+                    ));
+                } else if !seen.insert(name.to_ascii_lowercase()) {
+                    errors.push(format!(
+                        "acme.certificates[{index}].names: \"{name}\" is already in another certificate"
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Makes relative file names relative to `base`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for path in [Some(&mut self.state_directory), self.ca_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+}
+
+/// Whether a CA could issue for `name` with HTTP-01 or TLS-ALPN-01.
+fn check_acme_name(name: &str) -> Result<(), &'static str> {
+    if name.starts_with("*.") {
+        return Err("is a wildcard, which CAs issue only with the dns-01 challenge");
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("is an address; give host names");
+    }
+    let valid = rustls::pki_types::ServerName::try_from(name)
+        .is_ok_and(|parsed| matches!(parsed, rustls::pki_types::ServerName::DnsName(_)));
+    if !valid || !name.contains('.') || name.ends_with('.') {
+        return Err("is not a fully qualified host name (such as cdn.example.com)");
+    }
+    Ok(())
 }
 
 /// A TLS protocol version.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use shared::{AdminServer, Signals};
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::AcmeMetrics;
 use crate::cluster::Cluster;
 use crate::config::{Config, DEFAULT_ADMIN_PORT};
 use crate::metrics::EdgeMetrics;
@@ -33,16 +34,22 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     }
     config.tls.resolve_paths(directory);
     config.origin.resolve_paths(directory);
+    if let Some(acme) = &mut config.acme {
+        acme.resolve_paths(directory);
+    }
     // Every check runs, so that one check-config shows every error.
     let mut errors: Vec<String> = [
         config.admin.validate(),
         config.server.validate(),
         config.cache.validate(),
-        config.tls.validate(),
+        config.tls.validate(config.acme.is_some()),
     ]
     .into_iter()
     .filter_map(Result::err)
     .collect();
+    if let Some(acme) = &config.acme {
+        errors.extend(acme.validate());
+    }
     if let Err(certificate_errors) = crate::tls::check(&config.tls) {
         errors.extend(
             certificate_errors
@@ -73,7 +80,17 @@ impl Daemon {
             None
         } else {
             let tls_metrics = TlsMetrics::register(&mut registry);
-            Some(Arc::new(TlsTermination::new(&config.tls, tls_metrics)?))
+            let managed = config
+                .acme
+                .as_ref()
+                .map(crate::acme::managed_files)
+                .unwrap_or_default();
+            Some(Arc::new(TlsTermination::new(
+                &config.tls,
+                managed,
+                edge.acme_challenges(),
+                tls_metrics,
+            )?))
         };
         let http = HttpServer::start(
             &config.server,
@@ -84,6 +101,19 @@ impl Daemon {
             shutdown.clone(),
         )
         .await?;
+        // Once the listeners answer challenges. Validated at load: [acme]
+        // needs tls.listen.
+        if let (Some(acme), Some(termination), Some(challenges)) =
+            (&config.acme, &tls, edge.acme_challenges())
+        {
+            tokio::spawn(crate::acme::run(
+                acme.clone(),
+                challenges,
+                termination.clone(),
+                AcmeMetrics::register(&mut registry),
+                shutdown.clone(),
+            ));
+        }
         let cluster = Cluster::start(config, &edge, &mut registry, &shutdown)?;
         tokio::spawn(crate::proxy::peer_check::run(
             edge.clone(),

@@ -8,6 +8,7 @@ pub mod geo_databases;
 pub mod health_endpoint;
 pub mod http;
 pub mod origin;
+pub mod pebble;
 pub mod pki;
 pub mod process;
 pub mod requirements;

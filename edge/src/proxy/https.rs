@@ -22,13 +22,10 @@ use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 
 use super::{Body, error_response};
+use crate::acme::{Challenges, HTTP_CHALLENGE_PATH as ACME_CHALLENGE_PATH};
 use crate::authority::host_part;
 use crate::config::TlsConfig;
 use crate::tls::TlsSession;
-
-/// Paths of ACME HTTP-01 challenges (RFC 8555 section 8.3), which a CA
-/// fetches over plain HTTP.
-const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -98,6 +95,34 @@ impl HttpsPolicy {
             }),
         );
         scheme
+    }
+
+    /// The key authorization for an ACME HTTP-01 validation (RFC 8555
+    /// section 8.3) of one of this edge's orders, on either scheme (a CA
+    /// follows redirects). Other challenge paths go to the origin as
+    /// usual, so that an origin can still answer its own.
+    pub fn acme_answer(
+        challenges: Option<&Challenges>,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Option<Response<Body>> {
+        if method != hyper::Method::GET && method != hyper::Method::HEAD {
+            return None;
+        }
+        let answer = challenges?.http_answer(path)?;
+        let mut response = Response::new(http_body_util::BodyExt::boxed(
+            http_body_util::BodyExt::map_err(
+                http_body_util::Full::new(bytes::Bytes::from(answer)),
+                |never| match never {},
+            ),
+        ));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(response)
     }
 
     /// The 421 for a TLS request whose host its certificate does not cover.

@@ -98,6 +98,8 @@ struct Inner {
     ring: Ring,
     served_hosts: admit::ServedHosts,
     https: https::HttpsPolicy,
+    /// Answers to the ACME CA's HTTP-01 validations, with `[acme]`.
+    acme: Option<Arc<crate::acme::Challenges>>,
     trusted_peers: Vec<ipnet::IpNet>,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -236,10 +238,20 @@ impl Edge {
                 ring,
                 served_hosts,
                 https: https::HttpsPolicy::new(&config.tls),
+                acme: config
+                    .acme
+                    .as_ref()
+                    .map(|_| crate::acme::Challenges::new(crate::tls::provider())),
                 trusted_peers: config.fill.trusted_peers.clone(),
                 trusted_proxies: config.server.trusted_proxies.clone(),
             }),
         })
+    }
+
+    /// The answers to ACME validations, shared with the TLS listener and
+    /// the ACME task (with `[acme]`).
+    pub fn acme_challenges(&self) -> Option<Arc<crate::acme::Challenges>> {
+        self.inner.acme.clone()
     }
 
     /// The store (for purges, health and metrics).
@@ -338,6 +350,13 @@ impl Edge {
                 StatusCode::LOOP_DETECTED,
                 "request loop: Via already names this edge",
             );
+        }
+        if let Some(answer) = https::HttpsPolicy::acme_answer(
+            inner.acme.as_deref(),
+            request.method(),
+            request.uri().path(),
+        ) {
+            return answer;
         }
         let (mut parts, body) = request.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);

@@ -30,7 +30,7 @@ use self::tracked_body::TrackedBody;
 use crate::config::ServerConfig;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
-use crate::tls::{TlsSession, TlsTermination};
+use crate::tls::{Accepted, TlsSession, TlsTermination};
 
 /// Time a connection told to close (idle, evicted) gets to finish its
 /// graceful close (an HTTP/2 GOAWAY) before it is dropped.
@@ -324,8 +324,11 @@ async fn serve(
                 _ = shared.shutdown.cancelled() => return,
             };
             match handshake {
-                Ok(Ok((stream, session))) => {
+                Ok(Ok(Accepted::Client(stream, session))) => {
                     serve_http(stream, peer, &connection, &shared, Some(Arc::new(session))).await;
+                }
+                Ok(Ok(Accepted::ChallengeAnswered)) => {
+                    tracing::debug!(%peer, "answered an ACME tls-alpn-01 validation");
                 }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => {

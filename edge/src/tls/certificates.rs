@@ -156,6 +156,8 @@ pub struct Certificate {
     pub files: CertificateFiles,
     /// What it covers.
     pub names: Arc<CertificateNames>,
+    /// The start of its validity.
+    pub not_before: SystemTime,
     /// The end of its validity.
     pub not_after: SystemTime,
     /// The chain with its signing key.
@@ -203,7 +205,7 @@ impl Certificate {
                 path: files.key.clone(),
                 reason: error.to_string(),
             })?;
-        let (names, not_after) =
+        let (names, not_before, not_after) =
             describe(&chain[0]).map_err(|reason| CertificateError::Unparsable {
                 path: files.certificate.clone(),
                 reason,
@@ -226,6 +228,7 @@ impl Certificate {
         Ok(Self {
             files: files.clone(),
             names: Arc::new(names),
+            not_before,
             not_after,
             key: Arc::new(key),
         })
@@ -269,8 +272,10 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
 }
 
 /// The names (subjectAltName DNS names and addresses, else the common name)
-/// and the end of validity of an end-entity certificate.
-fn describe(der: &CertificateDer<'_>) -> Result<(CertificateNames, SystemTime), String> {
+/// and the validity of an end-entity certificate.
+fn describe(
+    der: &CertificateDer<'_>,
+) -> Result<(CertificateNames, SystemTime, SystemTime), String> {
     use x509_parser::extensions::GeneralName;
     let (_, parsed) =
         x509_parser::parse_x509_certificate(der.as_ref()).map_err(|error| error.to_string())?;
@@ -297,12 +302,15 @@ fn describe(der: &CertificateDer<'_>) -> Result<(CertificateNames, SystemTime), 
                 .map(str::to_string),
         );
     }
-    let not_after = u64::try_from(parsed.validity().not_after.timestamp())
-        .map(|seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let time = |time: x509_parser::time::ASN1Time| {
+        u64::try_from(time.timestamp())
+            .map(|seconds| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    };
     Ok((
         CertificateNames::new(names.iter().map(String::as_str)),
-        not_after,
+        time(parsed.validity().not_before),
+        time(parsed.validity().not_after),
     ))
 }
 

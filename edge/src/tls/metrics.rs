@@ -41,6 +41,7 @@ pub struct TlsMetrics {
     errors: Family<ErrorLabels, Counter>,
     expiry: Family<CertificateLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
+    acme_challenges: Counter,
 }
 
 impl TlsMetrics {
@@ -67,6 +68,11 @@ impl TlsMetrics {
             "Reloads of the certificate files by result (a failed one keeps the certificates in use)",
             metrics.reloads.clone(),
         );
+        registry.register(
+            "edge_tls_acme_challenges_answered",
+            "TLS-ALPN-01 validation handshakes answered for the ACME CA",
+            metrics.acme_challenges.clone(),
+        );
         std::sync::Arc::new(metrics)
     }
 
@@ -88,6 +94,15 @@ impl TlsMetrics {
 
     pub(super) fn handshake_timed_out(&self) {
         self.error("timeout");
+    }
+
+    /// A hello refused for `reason` (a fixed word).
+    pub(super) fn handshake_refused(&self, reason: &'static str) {
+        self.error(reason);
+    }
+
+    pub(super) fn challenge_answered(&self) {
+        self.acme_challenges.inc();
     }
 
     fn error(&self, reason: &'static str) {

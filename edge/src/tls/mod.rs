@@ -14,6 +14,10 @@
 //!
 //! Certificates are re-read on SIGHUP and when their files change
 //! ([`watch`]); a set that fails to load leaves the current one serving.
+//! Certificates kept by `[acme]` are loaded when present and reloaded by
+//! the ACME task when it writes new ones; a client hello that offers only
+//! `acme-tls/1` gets the TLS-ALPN-01 challenge certificate for its name
+//! (RFC 8737) and the connection ends after the handshake.
 //! Each connection keeps the names of the certificate it was given
 //! ([`TlsSession`]), so that a request for a host the certificate does not
 //! cover is refused (421) instead of being served under another site's
@@ -22,6 +26,7 @@
 pub mod certificates;
 mod metrics;
 pub mod origin_client;
+pub mod roots;
 mod watch;
 
 use std::sync::Arc;
@@ -39,7 +44,8 @@ use tokio_rustls::server::TlsStream;
 pub use self::certificates::{Certificate, CertificateError, CertificateNames};
 pub use self::metrics::TlsMetrics;
 pub use self::watch::watch;
-use crate::config::{TlsConfig, TlsVersion};
+use crate::acme::{ACME_TLS_ALPN, Challenges};
+use crate::config::{CertificateFiles, TlsConfig, TlsVersion};
 
 /// TLS 1.2 sessions remembered for resumption by ID (a few hundred bytes each).
 const SESSION_CACHE_ENTRIES: usize = 20_000;
@@ -65,12 +71,31 @@ pub enum HandshakeError {
     /// The client spoke no TLS, or broke off.
     #[error("TLS handshake failed: {0}")]
     Failed(#[from] std::io::Error),
+    /// No certificate to serve yet (ACME has not issued one).
+    #[error("no certificate to serve yet")]
+    NoCertificate,
+    /// A TLS-ALPN-01 validation for a name no order is validating.
+    #[error("acme-tls/1 handshake for a name with no pending challenge")]
+    NoChallenge,
+}
+
+/// A completed handshake.
+#[derive(Debug)]
+pub enum Accepted<IO> {
+    /// A client connection, ready for HTTP (boxed: a TLS stream is over a
+    /// kilobyte, and is moved into the connection's task anyway).
+    Client(Box<TlsStream<IO>>, TlsSession),
+    /// A CA's TLS-ALPN-01 validation, answered: nothing more to serve.
+    ChallengeAnswered,
 }
 
 /// Certificates being served and the settings shared by every connection.
 pub struct TlsTermination {
     current: ArcSwap<CertificateSet>,
     files: Vec<crate::config::CertificateFiles>,
+    /// Kept by `[acme]`: loaded when present.
+    managed: Vec<crate::config::CertificateFiles>,
+    challenges: Option<Arc<Challenges>>,
     settings: Settings,
     metrics: Arc<TlsMetrics>,
 }
@@ -91,7 +116,8 @@ struct Settings {
     sessions: Arc<ServerSessionMemoryCache>,
 }
 
-/// One load of the configured certificates.
+/// One load of the configured certificates (empty only while ACME has
+/// issued none).
 struct CertificateSet {
     certificates: Vec<Served>,
 }
@@ -113,7 +139,7 @@ pub fn check(config: &TlsConfig) -> Result<(), Vec<CertificateError>> {
 }
 
 fn load_all(
-    files: &[crate::config::CertificateFiles],
+    files: &[CertificateFiles],
     provider: &CryptoProvider,
 ) -> Result<Vec<Certificate>, Vec<CertificateError>> {
     let mut certificates = Vec::new();
@@ -131,9 +157,35 @@ fn load_all(
     }
 }
 
+/// The certificates of `managed` that exist and load; the others are
+/// logged (their ACME task orders them again).
+fn load_present(managed: &[CertificateFiles], provider: &CryptoProvider) -> Vec<Certificate> {
+    managed
+        .iter()
+        .filter_map(|files| match Certificate::load(files, provider) {
+            Ok(certificate) => Some(certificate),
+            Err(CertificateError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "ACME certificate not served");
+                None
+            }
+        })
+        .collect()
+}
+
 impl TlsTermination {
-    /// Loads the certificates of `[tls]`.
-    pub fn new(config: &TlsConfig, metrics: Arc<TlsMetrics>) -> anyhow::Result<Self> {
+    /// Loads the certificates of `[tls]` and those of `managed` (kept by
+    /// `[acme]`) that exist; `challenges` answers TLS-ALPN-01 validations.
+    pub fn new(
+        config: &TlsConfig,
+        managed: Vec<CertificateFiles>,
+        challenges: Option<Arc<Challenges>>,
+        metrics: Arc<TlsMetrics>,
+    ) -> anyhow::Result<Self> {
         let provider = provider();
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.min_version {
@@ -147,23 +199,39 @@ impl TlsTermination {
             provider,
             versions,
         };
-        let certificates = load_all(&config.certificates, &settings.provider)
-            .map_err(|errors| anyhow::anyhow!("tls.certificates: {}", join(&errors)))?;
-        let set = settings.build(certificates)?;
-        metrics.certificates_loaded(set.certificates.iter().map(|served| &served.certificate));
-        Ok(Self {
-            current: ArcSwap::from_pointee(set),
+        let mut termination = Self {
+            current: ArcSwap::from_pointee(CertificateSet {
+                certificates: Vec::new(),
+            }),
             files: config.certificates.clone(),
+            managed,
+            challenges,
             settings,
             metrics,
-        })
+        };
+        let set = termination
+            .load()
+            .map_err(|error| anyhow::anyhow!("tls.certificates: {error}"))?;
+        termination
+            .metrics
+            .certificates_loaded(set.certificates.iter().map(|served| &served.certificate));
+        termination.current = ArcSwap::from_pointee(set);
+        Ok(termination)
+    }
+
+    fn load(&self) -> anyhow::Result<CertificateSet> {
+        let mut certificates = load_all(&self.files, &self.settings.provider)
+            .map_err(|errors| anyhow::anyhow!("{}", join(&errors)))?;
+        certificates.extend(load_present(&self.managed, &self.settings.provider));
+        if certificates.is_empty() && self.managed.is_empty() {
+            anyhow::bail!("no certificate to serve");
+        }
+        self.settings.build(certificates)
     }
 
     /// Re-reads the certificate files; on any error the current ones stay.
     pub fn reload(&self) -> anyhow::Result<usize> {
-        let loaded = load_all(&self.files, &self.settings.provider)
-            .map_err(|errors| anyhow::anyhow!("{}", join(&errors)))
-            .and_then(|certificates| self.settings.build(certificates));
+        let loaded = self.load();
         match loaded {
             Ok(set) => {
                 let count = set.certificates.len();
@@ -189,13 +257,14 @@ impl TlsTermination {
         );
     }
 
-    /// The configured files, watched for changes.
-    pub fn files(&self) -> &[crate::config::CertificateFiles] {
+    /// The configured files, watched for changes (those kept by `[acme]`
+    /// are reloaded by its task once both files are written).
+    pub fn files(&self) -> &[CertificateFiles] {
         &self.files
     }
 
     /// Runs the server side of a handshake on `io`.
-    pub async fn accept<IO>(&self, io: IO) -> Result<(TlsStream<IO>, TlsSession), HandshakeError>
+    pub async fn accept<IO>(&self, io: IO) -> Result<Accepted<IO>, HandshakeError>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -207,8 +276,31 @@ impl TlsTermination {
                 return Err(error.into());
             }
         };
+        let hello = start.client_hello();
+        if offers_only_acme_tls(&hello) {
+            let certificate = hello
+                .server_name()
+                .zip(self.challenges.as_ref())
+                .and_then(|(name, challenges)| challenges.tls_alpn_certificate(name));
+            let Some(certificate) = certificate else {
+                self.metrics.handshake_refused("acme_unknown_name");
+                return Err(HandshakeError::NoChallenge);
+            };
+            let config = self
+                .settings
+                .challenge_config(certificate)
+                .map_err(|error| HandshakeError::Failed(std::io::Error::other(error)))?;
+            let mut stream = start.into_stream(config).await?;
+            self.metrics.challenge_answered();
+            // The CA only checks the certificate; close as RFC 8737 allows.
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+            return Ok(Accepted::ChallengeAnswered);
+        }
         let set = self.current.load_full();
-        let served = set.choose(&start.client_hello());
+        let Some(served) = set.choose(&hello) else {
+            self.metrics.handshake_refused("no_certificate");
+            return Err(HandshakeError::NoCertificate);
+        };
         let names = served.certificate.names.clone();
         let stream = match start.into_stream(served.config.clone()).await {
             Ok(stream) => stream,
@@ -223,7 +315,10 @@ impl TlsTermination {
             .unwrap_or(ProtocolVersion::TLSv1_3);
         let resumed = connection.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         self.metrics.handshake_completed(version, resumed);
-        Ok((stream, TlsSession { names, version }))
+        Ok(Accepted::Client(
+            Box::new(stream),
+            TlsSession { names, version },
+        ))
     }
 
     /// Counts a handshake cut off by the header deadline.
@@ -267,10 +362,20 @@ impl Settings {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if certificates.is_empty() {
-            anyhow::bail!("tls.certificates: no certificate to serve");
-        }
         Ok(CertificateSet { certificates })
+    }
+
+    /// The configuration of a TLS-ALPN-01 answer: only `acme-tls/1`, no
+    /// resumption (RFC 8737 section 4).
+    fn challenge_config(&self, key: Arc<CertifiedKey>) -> Result<Arc<ServerConfig>, rustls::Error> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(self.versions)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(key)));
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        Ok(Arc::new(config))
     }
 
     fn server_config(&self, key: Arc<CertifiedKey>) -> anyhow::Result<Arc<ServerConfig>> {
@@ -288,8 +393,9 @@ impl Settings {
 }
 
 impl CertificateSet {
-    /// The certificate for a client's hello (see the module docs).
-    fn choose<'a>(&'a self, hello: &ClientHello<'_>) -> &'a Served {
+    /// The certificate for a client's hello (see the module docs); none
+    /// only when there is none at all.
+    fn choose<'a>(&'a self, hello: &ClientHello<'_>) -> Option<&'a Served> {
         let schemes = hello.signature_schemes();
         let best = |candidates: Vec<&'a Served>| best_for(schemes, candidates);
         let by_name = hello.server_name().and_then(|name| {
@@ -307,8 +413,16 @@ impl CertificateSet {
                 )
             })
         });
-        by_name.unwrap_or(&self.certificates[0])
+        by_name.or(self.certificates.first())
     }
+}
+
+/// Whether a hello is a CA's TLS-ALPN-01 validation: it offers exactly
+/// `acme-tls/1` (RFC 8737 section 3).
+fn offers_only_acme_tls(hello: &ClientHello<'_>) -> bool {
+    hello.alpn().is_some_and(|mut protocols| {
+        protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none()
+    })
 }
 
 /// Among `candidates`, the first elliptic one the client can verify, else

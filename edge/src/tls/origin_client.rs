@@ -5,45 +5,15 @@
 //! `origin.client_certificate`, the edge proves who it is (mutual TLS).
 //! There is no switch to skip verification.
 
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::OriginConfig;
 
 /// The rustls client configuration for upstream connections.
 pub fn client_config(config: &OriginConfig) -> anyhow::Result<rustls::ClientConfig> {
     let provider = super::provider();
-    let mut roots = rustls::RootCertStore::empty();
-    match &config.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|error| anyhow::anyhow!("origin.ca_file: {}: {error}", path.display()))?;
-            let certificates = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| {
-                    anyhow::anyhow!("origin.ca_file: {}: not PEM: {error}", path.display())
-                })?;
-            let (added, _) = roots.add_parsable_certificates(certificates);
-            if added == 0 {
-                anyhow::bail!(
-                    "origin.ca_file: {}: no usable CA certificate in the file",
-                    path.display()
-                );
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for error in &found.errors {
-                tracing::debug!(%error, "a system CA certificate could not be read");
-            }
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                tracing::warn!(
-                    "no system CA certificates found (install ca-certificates, or set origin.ca_file): https:// upstreams will fail verification"
-                );
-            }
-        }
-    }
+    let roots = super::roots::root_store(config.ca_file.as_deref(), "origin.ca_file")?;
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|error| anyhow::anyhow!("TLS settings: {error}"))?

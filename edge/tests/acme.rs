@@ -1,0 +1,402 @@
+//! Automatic certificates against a real ACME CA (pebble, started here on
+//! loopback): HTTP-01 and TLS-ALPN-01 orders, the chain served verified by
+//! curl and openssl against the CA's root, the certificate kept across
+//! restarts, renewal before expiry, failures explained and retried, and
+//! what check-config says about `[acme]`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::EdgeProcess;
+use e2e::origin::{Origin, Reply};
+use e2e::pebble::{Pebble, PebbleSettings};
+use e2e::process::unique_loopback;
+
+const NAMES: [&str; 2] = ["shop.cdn.test", "www.shop.cdn.test"];
+
+/// Ports of the edge (as pebble's validation authority is told).
+const HTTP_PORT: u16 = 8080;
+const TLS_PORT: u16 = 8443;
+
+fn tools_present() -> bool {
+    for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
+        if Command::new(tool).arg("--version").output().is_err()
+            && Command::new(tool).arg("version").output().is_err()
+        {
+            e2e::requirements::missing(
+                &format!("{tool} is not installed"),
+                &format!("apt-get install {package}"),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+async fn origin() -> Origin {
+    Origin::start(|_| Reply::ok("from the origin", &[("cache-control", "max-age=60")])).await
+}
+
+/// A CA validating on the edge's ports at `address`.
+fn pebble(address: Ipv4Addr, validity: Duration) -> Option<Pebble> {
+    Pebble::start(PebbleSettings {
+        names_resolve_to: address,
+        http_port: HTTP_PORT,
+        tls_port: TLS_PORT,
+        validity,
+    })
+}
+
+/// An edge at `address` keeping a certificate for [`NAMES`] from `pebble`
+/// in `state`; `tls` and `acme` add lines to those sections.
+fn acme_edge(
+    address: Ipv4Addr,
+    origin: &Origin,
+    pebble: &Pebble,
+    state: &Path,
+    challenge: &str,
+    tls: &str,
+) -> EdgeProcess {
+    let names: Vec<String> = NAMES.iter().map(|name| format!("\"{name}\"")).collect();
+    let extra = format!(
+        "\n[tls]\nlisten = [\"{address}:{TLS_PORT}\"]\n{tls}\n\n\
+         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nstate_directory = \"{}\"\n\
+         terms_of_service_agreed = true\ncontact = [\"mailto:ops@cdn.test\"]\n\
+         challenge = \"{challenge}\"\n\n\
+         [[acme.certificates]]\nnames = [{}]\n",
+        pebble.directory(),
+        pebble.listener_ca_file().display(),
+        state.display(),
+        names.join(", ")
+    );
+    EdgeProcess::start_named(address, "edge-acme", &[origin.address()], "", &extra)
+}
+
+/// Writes the CA's issuing root for clients to verify against.
+fn issuing_root(pebble: &Pebble, dir: &Path) -> PathBuf {
+    let path = dir.join("pebble-root.pem");
+    std::fs::write(&path, pebble.issuing_root_pem()).unwrap();
+    path
+}
+
+/// curl over HTTPS to `host` at the edge, verifying against `root`:
+/// the body, or curl's error.
+fn curl(address: Ipv4Addr, host: &str, root: &Path) -> Result<String, String> {
+    let output = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10", "--cacert"])
+        .arg(root)
+        .arg("--resolve")
+        .arg(format!("{host}:{TLS_PORT}:{address}"))
+        .arg(format!("https://{host}:{TLS_PORT}/"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// What `openssl s_client` says of a handshake for `host`, verified
+/// against `root`.
+fn s_client(address: Ipv4Addr, host: &str, root: &Path) -> String {
+    let output = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(format!("{address}:{TLS_PORT}"))
+        .arg("-servername")
+        .arg(host)
+        .arg("-verify_hostname")
+        .arg(host)
+        .arg("-verify_return_error")
+        .arg("-CAfile")
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The served leaf certificate in PEM, as s_client prints it.
+fn served_leaf(address: Ipv4Addr, host: &str, root: &Path) -> String {
+    let text = s_client(address, host, root);
+    let start = text.find("-----BEGIN CERTIFICATE-----");
+    let end = text.find("-----END CERTIFICATE-----");
+    match (start, end) {
+        (Some(start), Some(end)) => text[start..end].to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The value of one labelled sample in the edge's `/metrics`, 0 when absent.
+async fn metric_line(edge: &EdgeProcess, series: &str) -> u64 {
+    let (_, metrics) = common::admin_get(edge.admin, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.parse::<f64>().unwrap_or(0.0) as u64)
+}
+
+/// Polls until `host` is served with a chain that verifies against `root`.
+async fn wait_until_served(address: Ipv4Addr, host: &str, root: &Path, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if curl(address, host, root).is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_01_gives_a_certificate_clients_verify_and_a_restart_serves_it_without_a_new_order() {
+    if !tools_present() {
+        return;
+    }
+    let address = unique_loopback();
+    let Some(pebble) = pebble(address, Duration::from_secs(90 * 86_400)) else {
+        return;
+    };
+    let origin = origin().await;
+    let state = tempfile::tempdir().unwrap();
+    let edge = acme_edge(address, &origin, &pebble, state.path(), "http-01", "");
+    let root = issuing_root(&pebble, state.path());
+    assert!(
+        wait_until_served(address, NAMES[0], &root, Duration::from_secs(60)).await,
+        "no certificate served:\n{}\n{}",
+        edge.log(),
+        pebble.log()
+    );
+    assert_eq!(curl(address, NAMES[0], &root).unwrap(), "from the origin");
+    // One certificate covers both names, and openssl verifies the chain.
+    let verified = s_client(address, NAMES[1], &root);
+    assert!(
+        verified.contains("Verify return code: 0 (ok)"),
+        "{verified}"
+    );
+    assert_eq!(
+        metric_line(&edge, "edge_acme_orders_total{result=\"issued\"}").await,
+        1
+    );
+    // The key and the account are private to the edge.
+    use std::os::unix::fs::PermissionsExt;
+    let key = state.path().join("certificates/shop.cdn.test/key.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let accounts: Vec<_> = std::fs::read_dir(state.path().join("accounts"))
+        .unwrap()
+        .collect();
+    assert_eq!(accounts.len(), 1);
+    // The key never reaches the log.
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_body = key_pem.lines().nth(1).unwrap();
+    assert!(!edge.log().contains(key_body));
+    let first = served_leaf(address, NAMES[0], &root);
+    assert!(!first.is_empty());
+
+    drop(edge);
+    let edge = acme_edge(address, &origin, &pebble, state.path(), "http-01", "");
+    assert_eq!(curl(address, NAMES[0], &root).unwrap(), "from the origin");
+    assert_eq!(served_leaf(address, NAMES[0], &root), first);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metric_line(&edge, "edge_acme_orders_total{result=\"issued\"}").await,
+        0
+    );
+    assert!(
+        !edge.log().contains("ordering an ACME certificate"),
+        "{}",
+        edge.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_alpn_01_gives_a_certificate_while_plain_http_redirects() {
+    if !tools_present() {
+        return;
+    }
+    let address = unique_loopback();
+    let Some(pebble) = pebble(address, Duration::from_secs(90 * 86_400)) else {
+        return;
+    };
+    let origin = origin().await;
+    let state = tempfile::tempdir().unwrap();
+    let edge = acme_edge(
+        address,
+        &origin,
+        &pebble,
+        state.path(),
+        "tls-alpn-01",
+        "redirect_http = true",
+    );
+    let root = issuing_root(&pebble, state.path());
+    assert!(
+        wait_until_served(address, NAMES[1], &root, Duration::from_secs(60)).await,
+        "no certificate served:\n{}\n{}",
+        edge.log(),
+        pebble.log()
+    );
+    assert!(
+        metric_line(&edge, "edge_tls_acme_challenges_answered_total").await >= 2,
+        "{}",
+        edge.log()
+    );
+    let plain = common::get(edge.http, "/", &[("host", NAMES[0])]).await;
+    assert_eq!(plain.status, hyper::StatusCode::PERMANENT_REDIRECT);
+    // A client asking for acme-tls/1 with no validation pending gets no
+    // certificate at all.
+    let output = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(format!("{address}:{TLS_PORT}"))
+        .args(["-servername", NAMES[0], "-alpn", "acme-tls/1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("BEGIN CERTIFICATE"), "{text}");
+    assert!(
+        metric_line(
+            &edge,
+            "edge_tls_handshake_errors_total{reason=\"acme_unknown_name\"}"
+        )
+        .await
+            >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_certificate_is_renewed_before_it_expires() {
+    if !tools_present() {
+        return;
+    }
+    let address = unique_loopback();
+    // Renewal falls at 60-67% of the lifetime: 18-20 s here.
+    let Some(pebble) = pebble(address, Duration::from_secs(30)) else {
+        return;
+    };
+    let origin = origin().await;
+    let state = tempfile::tempdir().unwrap();
+    let edge = acme_edge(address, &origin, &pebble, state.path(), "http-01", "");
+    let root = issuing_root(&pebble, state.path());
+    assert!(
+        wait_until_served(address, NAMES[0], &root, Duration::from_secs(60)).await,
+        "no certificate served:\n{}\n{}",
+        edge.log(),
+        pebble.log()
+    );
+    let first = served_leaf(address, NAMES[0], &root);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut renewed = false;
+    while tokio::time::Instant::now() < deadline && !renewed {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = served_leaf(address, NAMES[0], &root);
+        renewed = !now.is_empty() && now != first;
+    }
+    assert!(renewed, "not renewed:\n{}", edge.log());
+    assert!(metric_line(&edge, "edge_acme_orders_total{result=\"issued\"}").await >= 2);
+    // The new certificate is still valid when served.
+    assert!(curl(address, NAMES[0], &root).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_validation_is_logged_with_the_cas_reason_and_plain_http_keeps_serving() {
+    if !tools_present() {
+        return;
+    }
+    let address = unique_loopback();
+    // The CA validates TLS-ALPN-01 on a port nobody listens on.
+    let Some(pebble) = Pebble::start(PebbleSettings {
+        names_resolve_to: address,
+        http_port: HTTP_PORT,
+        tls_port: 9443,
+        validity: Duration::from_secs(90 * 86_400),
+    }) else {
+        return;
+    };
+    let origin = origin().await;
+    let state = tempfile::tempdir().unwrap();
+    let edge = acme_edge(address, &origin, &pebble, state.path(), "tls-alpn-01", "");
+    let failed = e2e::process::wait_until(Duration::from_secs(60), || {
+        edge.log().contains("ACME order failed")
+    });
+    assert!(failed, "{}\n{}", edge.log(), pebble.log());
+    let log = edge.log();
+    assert!(log.contains("validation failed"), "{log}");
+    assert!(
+        log.contains("9443"),
+        "the CA's reason names the port: {log}"
+    );
+    assert!(log.contains("retry_in"), "{log}");
+    assert_eq!(
+        metric_line(&edge, "edge_acme_orders_total{result=\"failed\"}").await,
+        1
+    );
+    // No certificate yet: handshakes are refused, plain HTTP serves.
+    let output = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(SocketAddr::new(IpAddr::V4(address), TLS_PORT).to_string())
+        .args(["-servername", NAMES[0]])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        metric_line(
+            &edge,
+            "edge_tls_handshake_errors_total{reason=\"no_certificate\"}"
+        )
+        .await,
+        1
+    );
+    let plain = common::get(edge.http, "/", &[("host", NAMES[0])]).await;
+    assert_eq!(plain.status, hyper::StatusCode::OK);
+}
+
+#[test]
+fn check_config_explains_what_acme_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "[origin]\nurls = [\"http://127.0.0.1:9\"]\n\n\
+         [acme]\ndirectory = \"http://ca.test/dir\"\ncontact = [\"ops@cdn.test\"]\n\n\
+         [[acme.certificates]]\nnames = [\"*.cdn.test\", \"cdn\", \"192.0.2.1\", \"a.cdn.test\"]\n\n\
+         [[acme.certificates]]\nnames = [\"A.cdn.test\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "tls.listen: [acme] certificates are served on tls.listen",
+        "acme.directory: \"http://ca.test/dir\" is not an https:// URL",
+        "acme.terms_of_service_agreed",
+        "acme.contact[0]: \"ops@cdn.test\" is not a mailto: URL",
+        "\"*.cdn.test\" is a wildcard, which CAs issue only with the dns-01 challenge",
+        "\"cdn\" is not a fully qualified host name",
+        "\"192.0.2.1\" is an address",
+        "acme.certificates[1].names: \"A.cdn.test\" is already in another certificate",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
+    }
+}
