@@ -8,7 +8,7 @@ use std::sync::Arc;
 use shared::{AdminServer, Signals};
 use tokio_util::sync::CancellationToken;
 
-use crate::acme::AcmeMetrics;
+use crate::acme::{AcmeMetrics, AcmeTasks};
 use crate::cluster::Cluster;
 use crate::config::{Config, DEFAULT_ADMIN_PORT};
 use crate::metrics::EdgeMetrics;
@@ -107,10 +107,14 @@ impl Daemon {
             (&config.acme, &tls, edge.acme_challenges())
         {
             tokio::spawn(crate::acme::run(
-                acme.clone(),
-                challenges,
-                termination.clone(),
-                AcmeMetrics::register(&mut registry),
+                AcmeTasks {
+                    config: acme.clone(),
+                    etcd: config.cluster.clone(),
+                    node: config.server.name.clone(),
+                    challenges,
+                    termination: termination.clone(),
+                    metrics: AcmeMetrics::register(&mut registry),
+                },
                 shutdown.clone(),
             ));
         }

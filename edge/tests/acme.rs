@@ -63,15 +63,40 @@ fn acme_edge(
     challenge: &str,
     tls: &str,
 ) -> EdgeProcess {
+    acme_edge_with(
+        address,
+        origin,
+        pebble,
+        state,
+        challenge,
+        tls,
+        &pebble.listener_ca_file(),
+        "",
+    )
+}
+
+/// Like [`acme_edge`], trusting `ca_file` for the CA's HTTPS, with `extra`
+/// sections.
+#[allow(clippy::too_many_arguments)]
+fn acme_edge_with(
+    address: Ipv4Addr,
+    origin: &Origin,
+    pebble: &Pebble,
+    state: &Path,
+    challenge: &str,
+    tls: &str,
+    ca_file: &Path,
+    extra: &str,
+) -> EdgeProcess {
     let names: Vec<String> = NAMES.iter().map(|name| format!("\"{name}\"")).collect();
     let extra = format!(
         "\n[tls]\nlisten = [\"{address}:{TLS_PORT}\"]\n{tls}\n\n\
          [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nstate_directory = \"{}\"\n\
          terms_of_service_agreed = true\ncontact = [\"mailto:ops@cdn.test\"]\n\
          challenge = \"{challenge}\"\n\n\
-         [[acme.certificates]]\nnames = [{}]\n",
+         [[acme.certificates]]\nnames = [{}]\n\n{extra}\n",
         pebble.directory(),
-        pebble.listener_ca_file().display(),
+        ca_file.display(),
         state.display(),
         names.join(", ")
     );
@@ -83,6 +108,14 @@ fn issuing_root(pebble: &Pebble, dir: &Path) -> PathBuf {
     let path = dir.join("pebble-root.pem");
     std::fs::write(&path, pebble.issuing_root_pem()).unwrap();
     path
+}
+
+/// The leaf certificate the edge at `address` serves for `host`, once one
+/// verifies against `root`.
+async fn leaf_once_served(address: Ipv4Addr, host: &str, root: &Path) -> Option<String> {
+    wait_until_served(address, host, root, Duration::from_secs(60))
+        .await
+        .then(|| served_leaf(address, host, root))
 }
 
 /// curl over HTTPS to `host` at the edge, verifying against `root`:
@@ -399,4 +432,108 @@ fn check_config_explains_what_acme_needs() {
             "missing {expected:?} in:\n{errors}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cluster_one_edge_orders_another_answers_the_challenge_and_all_serve_the_result() {
+    if !tools_present() {
+        return;
+    }
+    let Some(etcd) = e2e::etcd::Etcd::start(1) else {
+        return;
+    };
+    // The CA reaches `answering` for every name; that edge cannot order
+    // (it does not trust the CA), so the certificate can only come from
+    // `ordering`, validated through the answer it published in etcd.
+    let answering_address = unique_loopback();
+    let ordering_address = unique_loopback();
+    let Some(pebble) = pebble(answering_address, Duration::from_secs(90 * 86_400)) else {
+        return;
+    };
+    let origin = origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong_ca = e2e::pki::TestCa::new("not the CA's");
+    let wrong_ca_file = dir.path().join("wrong-ca.pem");
+    wrong_ca.write_root(&wrong_ca_file);
+    let cluster = format!(
+        "[cluster]\nendpoints = {}\nprefix = \"/acme-test\"\n",
+        etcd.endpoints_toml()
+    );
+    let states: Vec<PathBuf> = ["answering", "ordering", "late"]
+        .iter()
+        .map(|name| dir.path().join(name))
+        .collect();
+    let answering = acme_edge_with(
+        answering_address,
+        &origin,
+        &pebble,
+        &states[0],
+        "http-01",
+        "",
+        &wrong_ca_file,
+        &cluster,
+    );
+    let ordering = acme_edge_with(
+        ordering_address,
+        &origin,
+        &pebble,
+        &states[1],
+        "http-01",
+        "",
+        &pebble.listener_ca_file(),
+        &cluster,
+    );
+    let root = issuing_root(&pebble, dir.path());
+    let ordered = leaf_once_served(ordering_address, NAMES[0], &root).await;
+    let ordered = ordered.unwrap_or_else(|| {
+        panic!(
+            "the ordering edge serves nothing:\n{}\n--- answering:\n{}\n{}",
+            ordering.log(),
+            answering.log(),
+            pebble.log()
+        )
+    });
+    let answered = leaf_once_served(answering_address, NAMES[1], &root).await;
+    assert_eq!(
+        answered.as_deref(),
+        Some(ordered.as_str()),
+        "the answering edge does not serve the certificate:\n{}",
+        answering.log()
+    );
+    assert!(
+        answering
+            .log()
+            .contains("ACME certificate from the cluster served"),
+        "{}",
+        answering.log()
+    );
+    assert_eq!(
+        metric_line(&ordering, "edge_acme_orders_total{result=\"issued\"}").await,
+        1
+    );
+    assert_eq!(
+        metric_line(&answering, "edge_acme_orders_total{result=\"issued\"}").await,
+        0
+    );
+    // An edge that joins later serves the stored certificate without
+    // ordering.
+    let late_address = unique_loopback();
+    let late = acme_edge_with(
+        late_address,
+        &origin,
+        &pebble,
+        &states[2],
+        "http-01",
+        "",
+        &pebble.listener_ca_file(),
+        &cluster,
+    );
+    let joined = leaf_once_served(late_address, NAMES[0], &root).await;
+    assert_eq!(joined.as_deref(), Some(ordered.as_str()), "{}", late.log());
+    assert_eq!(
+        metric_line(&late, "edge_acme_orders_total{result=\"issued\"}").await,
+        0,
+        "{}",
+        late.log()
+    );
 }

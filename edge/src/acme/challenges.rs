@@ -2,7 +2,10 @@
 //! HTTP-01 key authorizations by token (RFC 8555 section 8.3) and
 //! TLS-ALPN-01 certificates by name (RFC 8737). Entries exist only for the
 //! orders this edge placed, so their number is bounded by the configured
-//! names, and each is removed when its order ends ([`Published`]).
+//! names, and each is removed when its order ends ([`Published`]). In a
+//! cluster, the answers other edges publish in etcd are added and removed
+//! by key ([`Challenges::add_remote`]), so that whichever edge the CA's
+//! validation reaches answers it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 pub struct Challenges {
     http: Mutex<HashMap<String, String>>,
     tls_alpn: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    /// Answers published in etcd, by etcd key.
+    remote: Mutex<HashMap<String, Entry>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -49,6 +54,7 @@ impl Challenges {
         Arc::new(Self {
             http: Mutex::default(),
             tls_alpn: Mutex::default(),
+            remote: Mutex::default(),
             provider,
         })
     }
@@ -64,6 +70,65 @@ impl Challenges {
     pub fn tls_alpn_certificate(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         self.tls_alpn.lock().get(&name).cloned()
+    }
+
+    /// Serves an answer another edge published at etcd `key`, until
+    /// [`Challenges::remove_remote`]. DNS-01 answers are geodns's.
+    pub(super) fn add_remote(
+        &self,
+        key: &str,
+        record: &shared::cluster::AcmeChallengeRecord,
+    ) -> Result<(), ChallengeError> {
+        use shared::cluster::AcmeChallengeRecord as Record;
+        let entry = match record {
+            Record::Http01 {
+                token,
+                key_authorization,
+            } => {
+                self.http
+                    .lock()
+                    .insert(token.clone(), key_authorization.clone());
+                Entry::Http(token.clone())
+            }
+            Record::TlsAlpn01 { name, digest } => {
+                let bytes = decode_hex(digest).ok_or_else(|| ChallengeError {
+                    name: name.clone(),
+                    reason: "the published digest is not 32 bytes of hex".into(),
+                })?;
+                let (name, certificate) = self.tls_alpn_certificate_for(name, &bytes)?;
+                self.tls_alpn.lock().insert(name.clone(), certificate);
+                Entry::TlsAlpn(name)
+            }
+            Record::Dns01 { .. } => return Ok(()),
+        };
+        self.remote.lock().insert(key.to_string(), entry);
+        Ok(())
+    }
+
+    /// Withdraws the answer published at etcd `key`.
+    pub(super) fn remove_remote(&self, key: &str) {
+        if let Some(entry) = self.remote.lock().remove(key) {
+            self.remove(&entry);
+        }
+    }
+
+    /// Withdraws every answer published in etcd (before reading them anew).
+    pub(super) fn clear_remote(&self) {
+        let entries: Vec<Entry> = self.remote.lock().drain().map(|(_, entry)| entry).collect();
+        for entry in &entries {
+            self.remove(entry);
+        }
+    }
+
+    fn remove(&self, entry: &Entry) {
+        match entry {
+            Entry::Http(token) => {
+                self.http.lock().remove(token);
+            }
+            Entry::TlsAlpn(name) => {
+                self.tls_alpn.lock().remove(name);
+            }
+        }
     }
 
     /// Serves `key_authorization` for `token` until the guard drops.
@@ -88,11 +153,29 @@ impl Challenges {
         name: &str,
         digest: &[u8],
     ) -> Result<Published, ChallengeError> {
+        let (name, certified) = self.tls_alpn_certificate_for(name, digest)?;
+        self.tls_alpn.lock().insert(name.clone(), certified);
+        Ok(Published {
+            challenges: self.clone(),
+            entry: Entry::TlsAlpn(name),
+        })
+    }
+
+    /// A self-signed certificate for `name` with the acmeIdentifier
+    /// extension holding `digest` (RFC 8737 section 3).
+    fn tls_alpn_certificate_for(
+        &self,
+        name: &str,
+        digest: &[u8],
+    ) -> Result<(String, Arc<CertifiedKey>), ChallengeError> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let failed = |reason: String| ChallengeError {
             name: name.clone(),
             reason,
         };
+        if digest.len() != 32 {
+            return Err(failed("the digest is not a SHA-256".into()));
+        }
         let mut params = rcgen::CertificateParams::new(vec![name.clone()])
             .map_err(|error| failed(error.to_string()))?;
         params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
@@ -108,14 +191,23 @@ impl Challenges {
             )))
             .map_err(|error| failed(error.to_string()))?;
         let certified = CertifiedKey::new(vec![certificate.der().clone()], signing_key);
-        self.tls_alpn
-            .lock()
-            .insert(name.clone(), Arc::new(certified));
-        Ok(Published {
-            challenges: self.clone(),
-            entry: Entry::TlsAlpn(name),
-        })
+        Ok((name, Arc::new(certified)))
     }
+}
+
+/// Lower-case hex of `bytes`.
+pub(super) fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).ok())
+        .collect()
 }
 
 enum Entry {
@@ -131,14 +223,7 @@ pub(super) struct Published {
 
 impl Drop for Published {
     fn drop(&mut self) {
-        match &self.entry {
-            Entry::Http(token) => {
-                self.challenges.http.lock().remove(token);
-            }
-            Entry::TlsAlpn(name) => {
-                self.challenges.tls_alpn.lock().remove(name);
-            }
-        }
+        self.challenges.remove(&self.entry);
     }
 }
 
@@ -171,5 +256,44 @@ mod tests {
             None
         );
         assert!(challenges.tls_alpn_certificate("cdn.example.com").is_none());
+    }
+
+    #[test]
+    fn answers_from_etcd_are_added_and_withdrawn_by_key() {
+        use shared::cluster::AcmeChallengeRecord as Record;
+        let challenges = Challenges::new(crate::tls::provider());
+        let http = Record::Http01 {
+            token: "t".into(),
+            key_authorization: "t.k".into(),
+        };
+        let tls = Record::TlsAlpn01 {
+            name: "cdn.example.com".into(),
+            digest: encode_hex(&[9; 32]),
+        };
+        challenges
+            .add_remote("/p/acme/challenges/http-01/t", &http)
+            .unwrap();
+        challenges
+            .add_remote("/p/acme/challenges/tls-alpn-01/cdn.example.com", &tls)
+            .unwrap();
+        assert_eq!(
+            challenges
+                .http_answer("/.well-known/acme-challenge/t")
+                .as_deref(),
+            Some("t.k")
+        );
+        assert!(challenges.tls_alpn_certificate("cdn.example.com").is_some());
+        challenges.remove_remote("/p/acme/challenges/http-01/t");
+        assert_eq!(
+            challenges.http_answer("/.well-known/acme-challenge/t"),
+            None
+        );
+        challenges.clear_remote();
+        assert!(challenges.tls_alpn_certificate("cdn.example.com").is_none());
+        let bad = Record::TlsAlpn01 {
+            name: "cdn.example.com".into(),
+            digest: "zz".into(),
+        };
+        assert!(challenges.add_remote("k", &bad).is_err());
     }
 }

@@ -13,10 +13,13 @@
 //!   listener through [`Challenges::tls_alpn_certificate`]);
 //! - a failed order is retried with exponential backoff, the current
 //!   certificate serving meanwhile; every failure is logged with the CA's
-//!   reason and counted.
+//!   reason and counted;
+//! - with `[cluster]`, one edge orders each certificate and every edge
+//!   serves it and answers its challenges ([`cluster`]).
 
 mod account;
 mod challenges;
+mod cluster;
 mod metrics;
 mod order;
 pub mod renewal;
@@ -52,30 +55,69 @@ pub fn managed_files(config: &AcmeConfig) -> Vec<CertificateFiles> {
         .collect()
 }
 
+/// How long to wait before looking again when another edge of the
+/// cluster holds a certificate's lock.
+const LOCKED_RECHECK: Duration = Duration::from_secs(60);
+
 /// What every certificate's task shares.
 struct Shared {
     config: AcmeConfig,
+    /// `server.name`, which spreads renewal times and names the orderer.
+    node: String,
+    cluster: Option<cluster::AcmeCluster>,
     challenges: Arc<Challenges>,
     termination: Arc<TlsTermination>,
     metrics: Arc<AcmeMetrics>,
 }
 
-/// Opens the account (retrying while the CA cannot be reached), then keeps
+/// What `run` is given.
+pub struct AcmeTasks {
+    /// `[acme]`.
+    pub config: AcmeConfig,
+    /// `[cluster]`, to order once for the fleet.
+    pub etcd: Option<shared::cluster::EtcdConfig>,
+    /// `server.name`.
+    pub node: String,
+    /// The answers served by the listeners.
+    pub challenges: Arc<Challenges>,
+    /// Where new certificates are served.
+    pub termination: Arc<TlsTermination>,
+    /// Metrics.
+    pub metrics: Arc<AcmeMetrics>,
+}
+
+/// Follows the cluster's certificates and challenges (with `[cluster]`),
+/// opens the account (retrying while the CA cannot be reached), then keeps
 /// every configured certificate until `shutdown`.
-pub async fn run(
-    config: AcmeConfig,
-    challenges: Arc<Challenges>,
-    termination: Arc<TlsTermination>,
-    metrics: Arc<AcmeMetrics>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(tasks: AcmeTasks, shutdown: CancellationToken) {
+    let AcmeTasks {
+        config,
+        etcd,
+        node,
+        challenges,
+        termination,
+        metrics,
+    } = tasks;
+    let shared = Arc::new(Shared {
+        cluster: etcd
+            .clone()
+            .map(|etcd| cluster::AcmeCluster::new(etcd, &node)),
+        config,
+        node,
+        challenges,
+        termination,
+        metrics,
+    });
+    if let Some(etcd) = etcd {
+        cluster::follow(etcd, shared.clone(), shutdown.clone());
+    }
     let mut failures = 0;
     let account = loop {
-        match account::open(&config).await {
+        match account::open(&shared.config).await {
             Ok(account) => break account,
             Err(error) => {
                 failures += 1;
-                metrics.account_failed();
+                shared.metrics.account_failed();
                 let wait = renewal::backoff(failures);
                 tracing::error!(
                     error = %shared::report::describe(&error),
@@ -88,12 +130,6 @@ pub async fn run(
             }
         }
     };
-    let shared = Arc::new(Shared {
-        config,
-        challenges,
-        termination,
-        metrics,
-    });
     for certificate in &shared.config.certificates {
         tokio::spawn(keep(
             shared.clone(),
@@ -125,50 +161,34 @@ async fn keep(
     let label = names[0].clone();
     let mut failures = 0;
     loop {
-        let plan = plan(&account, &files, &names).await;
+        let plan = plan(&account, &files, &names, &shared.node).await;
         shared.metrics.next_order(&label, plan.at);
         let wake = plan.recheck.map_or(plan.at, |recheck| recheck.min(plan.at));
         if !sleep_until(wake, &shutdown).await {
             return;
         }
+        // A certificate another edge stored meanwhile moves the plan.
+        let plan = self::plan(&account, &files, &names, &shared.node).await;
         if SystemTime::now() < plan.at {
             continue;
         }
-        tracing::info!(certificate = %label, names = ?names, "ordering an ACME certificate");
-        let ordered = tokio::select! {
-            ordered = order::obtain(
-                &account,
-                &names,
-                shared.config.challenge,
-                &shared.challenges,
-                plan.replaces,
-            ) => ordered,
+        let attempt = tokio::select! {
+            attempt = shared.attempt(&account, &names, &files, plan.replaces) => attempt,
             _ = shutdown.cancelled() => return,
         };
-        let saved = ordered
-            .map_err(|error| shared::report::describe(&error))
-            .and_then(|issued| {
-                store::save_certificate(&files, &issued.chain_pem, &issued.key_pem).map_err(
-                    |error| {
-                        format!(
-                            "{}: cannot save the certificate: {error}",
-                            files.certificate.display()
-                        )
-                    },
-                )
-            });
-        match saved {
-            Ok(()) => {
+        let wait = match attempt {
+            Ok(Attempt::Issued) => {
                 failures = 0;
-                shared.metrics.ordered(true);
-                match shared.termination.reload() {
-                    Ok(_) => {
-                        tracing::info!(certificate = %label, file = %files.certificate.display(), "ACME certificate issued and served")
-                    }
-                    Err(error) => {
-                        tracing::error!(certificate = %label, %error, "ACME certificate issued but not loaded; the current certificates keep serving")
-                    }
-                }
+                continue;
+            }
+            Ok(Attempt::Adopted) => continue,
+            Ok(Attempt::Locked(holder)) => {
+                tracing::info!(
+                    certificate = %label,
+                    holder,
+                    "another edge is ordering this certificate; looking again in a minute"
+                );
+                LOCKED_RECHECK
             }
             Err(error) => {
                 failures += 1;
@@ -180,16 +200,158 @@ async fn keep(
                     retry_in = %humantime::format_duration(wait),
                     "ACME order failed; the current certificate (if any) keeps serving"
                 );
-                if !sleep(wait, &shutdown).await {
-                    return;
-                }
+                wait
             }
+        };
+        if !sleep(wait, &shutdown).await {
+            return;
         }
     }
 }
 
+/// What one attempt to renew came to.
+enum Attempt {
+    /// Ordered, saved and served.
+    Issued,
+    /// Another edge had stored a newer certificate, now served here.
+    Adopted,
+    /// Another edge (named) holds the lock.
+    Locked(String),
+}
+
+impl Shared {
+    /// Orders the certificate for `names`: directly when alone, under its
+    /// lock in a cluster, where a newer stored certificate is taken instead.
+    async fn attempt(
+        &self,
+        account: &Account,
+        names: &[String],
+        files: &CertificateFiles,
+        replaces: Option<CertificateIdentifier<'static>>,
+    ) -> Result<Attempt, String> {
+        let label = &names[0];
+        let describe = |error: &(dyn std::error::Error + 'static)| shared::report::describe(error);
+        let mut held = match &self.cluster {
+            None => None,
+            Some(cluster) => match cluster.try_lock(label).await {
+                Ok(Ok(held)) => Some(held),
+                Ok(Err(holder)) => return Ok(Attempt::Locked(holder)),
+                Err(error) => return Err(format!("etcd: {}", describe(&error))),
+            },
+        };
+        if let Some(lock) = held.as_mut() {
+            match lock.stored(label).await {
+                Ok(Some(record)) if self.adopt(names, &record) => {
+                    if let Some(lock) = held.take() {
+                        lock.release().await;
+                    }
+                    return Ok(Attempt::Adopted);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(certificate = %label, error = %describe(&error), "cannot read the stored ACME certificate; ordering")
+                }
+            }
+        }
+        tracing::info!(certificate = %label, names = ?names, "ordering an ACME certificate");
+        let ordered = order::obtain(
+            account,
+            names,
+            self.config.challenge,
+            &self.challenges,
+            held.as_mut(),
+            replaces,
+        )
+        .await;
+        let result = match ordered {
+            Ok(issued) => {
+                if let Some(held) = held.as_mut()
+                    && let Err(error) = held
+                        .store(label, names, &issued.chain_pem, &issued.key_pem)
+                        .await
+                {
+                    tracing::warn!(certificate = %label, error = %describe(&error), "the new ACME certificate is served here but not stored for the other edges");
+                }
+                self.install(names, files, &issued.chain_pem, &issued.key_pem)
+                    .map(|()| Attempt::Issued)
+            }
+            Err(error) => Err(describe(&error)),
+        };
+        if let Some(held) = held {
+            held.release().await;
+        }
+        result
+    }
+
+    /// Saves and serves a newly issued certificate.
+    fn install(
+        &self,
+        names: &[String],
+        files: &CertificateFiles,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), String> {
+        store::save_certificate(files, chain_pem, key_pem).map_err(|error| {
+            format!(
+                "{}: cannot save the certificate: {error}",
+                files.certificate.display()
+            )
+        })?;
+        self.metrics.ordered(true);
+        match self.termination.reload() {
+            Ok(_) => {
+                tracing::info!(certificate = %names[0], file = %files.certificate.display(), "ACME certificate issued and served")
+            }
+            Err(error) => {
+                tracing::error!(certificate = %names[0], %error, "ACME certificate issued but not loaded; the current certificates keep serving")
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves `record` (stored by an edge of the cluster) when it covers
+    /// `names` and outlives the certificate in hand; whether it did.
+    fn adopt(&self, names: &[String], record: &cluster::CertificateRecord) -> bool {
+        let files = store::certificate_files(&self.config.state_directory, names);
+        let provider = crate::tls::provider();
+        let theirs = match Certificate::from_pem(
+            &files,
+            record.chain_pem.as_bytes(),
+            record.key_pem.as_bytes(),
+            &provider,
+        ) {
+            Ok(theirs) => theirs,
+            Err(error) => {
+                tracing::warn!(certificate = %names[0], ordered_by = record.ordered_by, %error, "ignoring a stored ACME certificate");
+                return false;
+            }
+        };
+        if !names.iter().all(|name| theirs.names.covers_exact(name)) {
+            return false;
+        }
+        let newer = Certificate::load(&files, &provider)
+            .map_or(true, |ours| theirs.not_after > ours.not_after);
+        if !newer {
+            return false;
+        }
+        if let Err(error) = store::save_certificate(&files, &record.chain_pem, &record.key_pem) {
+            tracing::error!(certificate = %names[0], %error, "cannot save the ACME certificate from the cluster");
+            return false;
+        }
+        match self.termination.reload() {
+            Ok(_) => {
+                tracing::info!(certificate = %names[0], ordered_by = record.ordered_by, "ACME certificate from the cluster served")
+            }
+            Err(error) => {
+                tracing::error!(certificate = %names[0], %error, "ACME certificate from the cluster not loaded")
+            }
+        }
+        true
+    }
+}
+
 /// Decides when the certificate in `files` is next ordered.
-async fn plan(account: &Account, files: &CertificateFiles, names: &[String]) -> Plan {
+async fn plan(account: &Account, files: &CertificateFiles, names: &[String], node: &str) -> Plan {
     let now = SystemTime::now();
     let at_once = Plan {
         at: now,
@@ -219,11 +381,9 @@ async fn plan(account: &Account, files: &CertificateFiles, names: &[String]) -> 
         );
         return at_once;
     }
-    let random: f64 = rand::random();
-    let identifier = certificate
-        .key
-        .end_entity_cert()
-        .ok()
+    let leaf = certificate.key.end_entity_cert().ok();
+    let random = spread(leaf.map_or(&[][..], |der| der.as_ref()), node);
+    let identifier = leaf
         .and_then(|der| CertificateIdentifier::try_from(der).ok())
         .map(CertificateIdentifier::into_owned);
     if let Some(identifier) = identifier {
@@ -256,6 +416,17 @@ async fn plan(account: &Account, files: &CertificateFiles, names: &[String]) -> 
         replaces: None,
         recheck: None,
     }
+}
+
+/// A fraction in [0, 1) fixed for one certificate on one edge: the same
+/// plan every time it is made (across restarts too), different on each
+/// edge and for each certificate.
+fn spread(leaf: &[u8], node: &str) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    leaf.hash(&mut hasher);
+    node.hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Sleeps until `at` by the wall clock; false when `shutdown` came first.

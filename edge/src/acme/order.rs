@@ -10,7 +10,8 @@ use instant_acme::{
     OrderStatus, RetryPolicy,
 };
 
-use super::challenges::{ChallengeError, Challenges, Published};
+use super::challenges::{ChallengeError, Challenges, Published, encode_hex};
+use super::cluster::Held;
 use crate::config::AcmeChallenge;
 
 /// How long the CA may take to validate, then to issue.
@@ -63,6 +64,9 @@ pub enum OrderError {
     /// The certificate request could not be made.
     #[error("certificate request: {0}")]
     Request(#[from] rcgen::Error),
+    /// The answers could not be published to the other edges.
+    #[error("publishing the challenge answers in etcd: {0}")]
+    Cluster(#[from] shared::cluster::ClusterError),
 }
 
 fn ca(step: &'static str) -> impl FnOnce(instant_acme::Error) -> OrderError {
@@ -76,14 +80,20 @@ fn challenge_type(challenge: AcmeChallenge) -> (ChallengeType, &'static str) {
     }
 }
 
+/// How long other edges get to see published answers before the CA is
+/// told to validate (an etcd watch delivers in milliseconds).
+const PROPAGATION: Duration = Duration::from_secs(1);
+
 /// Orders a certificate for `names`, proving control with `challenge`;
 /// `replaces` names the certificate it renews, for a CA with renewal
-/// information (RFC 9773 section 5).
+/// information (RFC 9773 section 5). With `cluster`, the answers are also
+/// published for the other edges, since the CA may reach any of them.
 pub(super) async fn obtain(
     account: &Account,
     names: &[String],
     challenge: AcmeChallenge,
     challenges: &Arc<Challenges>,
+    mut cluster: Option<&mut Held>,
     replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<Issued, OrderError> {
     let identifiers: Vec<Identifier> = names
@@ -116,7 +126,7 @@ pub(super) async fn obtain(
             .map(|offered| format!("{:?}", offered.r#type))
             .collect::<Vec<_>>()
             .join(", ");
-        let Some(mut handle) = authorization.challenge(wanted.clone()) else {
+        let Some(handle) = authorization.challenge(wanted.clone()) else {
             return Err(OrderError::NoChallenge {
                 name,
                 wanted: wanted_name,
@@ -124,18 +134,43 @@ pub(super) async fn obtain(
             });
         };
         let key_authorization = handle.key_authorization();
-        published.push(match challenge {
-            AcmeChallenge::Http01 => {
-                challenges.publish_http(&handle.token, key_authorization.as_str())
-            }
-            AcmeChallenge::TlsAlpn01 => {
-                challenges.publish_tls_alpn(&name, key_authorization.digest().as_ref())?
-            }
-        });
-        handle
-            .set_ready()
-            .await
-            .map_err(ca("telling the CA the challenge is ready"))?;
+        let (local, record) = match challenge {
+            AcmeChallenge::Http01 => (
+                challenges.publish_http(&handle.token, key_authorization.as_str()),
+                shared::cluster::AcmeChallengeRecord::Http01 {
+                    token: handle.token.clone(),
+                    key_authorization: key_authorization.as_str().to_string(),
+                },
+            ),
+            AcmeChallenge::TlsAlpn01 => (
+                challenges.publish_tls_alpn(&name, key_authorization.digest().as_ref())?,
+                shared::cluster::AcmeChallengeRecord::TlsAlpn01 {
+                    name: name.clone(),
+                    digest: encode_hex(key_authorization.digest().as_ref()),
+                },
+            ),
+        };
+        published.push(local);
+        if let Some(cluster) = cluster.as_deref_mut() {
+            cluster.publish(&record).await?;
+        }
+    }
+    if cluster.is_some() && !published.is_empty() {
+        tokio::time::sleep(PROPAGATION).await;
+    }
+    // Every answer is in place before the CA is asked to check any.
+    let mut authorizations = order.authorizations();
+    while let Some(authorization) = authorizations.next().await {
+        let mut authorization = authorization.map_err(ca("fetching an authorization"))?;
+        if authorization.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        if let Some(mut handle) = authorization.challenge(wanted.clone()) {
+            handle
+                .set_ready()
+                .await
+                .map_err(ca("telling the CA the challenge is ready"))?;
+        }
     }
     let status = match order.poll_ready(&POLL).await {
         Ok(status) => status,

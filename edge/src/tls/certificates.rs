@@ -182,7 +182,19 @@ impl Certificate {
         provider: &CryptoProvider,
     ) -> Result<Self, CertificateError> {
         let chain_pem = read_pem(&files.certificate)?;
-        let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        let key_pem = read_pem(&files.key)?;
+        Self::from_pem(files, &chain_pem, &key_pem, provider)
+    }
+
+    /// Checks a pair held in memory, as if read from `files` (which name
+    /// it in errors).
+    pub fn from_pem(
+        files: &CertificateFiles,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        provider: &CryptoProvider,
+    ) -> Result<Self, CertificateError> {
+        let chain = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| CertificateError::NoCertificate {
                 path: files.certificate.clone(),
@@ -194,8 +206,7 @@ impl Certificate {
                 reason: "no BEGIN CERTIFICATE section".into(),
             });
         }
-        let key_pem = read_pem(&files.key)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| CertificateError::NoKey {
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| CertificateError::NoKey {
             path: files.key.clone(),
         })?;
         let signing_key = provider

@@ -1,13 +1,19 @@
 //! The control plane both binaries share: how to reach etcd, where things
 //! live under the key prefix, and the records stored there.
 //!
-//! etcd holds three kinds of keys, all under one prefix (default `/geocdn`):
+//! etcd holds these keys, all under one prefix (default `/geocdn`):
 //!
 //! | key | written by | value | lifetime |
 //! | --- | --- | --- | --- |
 //! | `<prefix>/members/<edge>` | the edge itself | [`MemberRecord`] | the edge's lease: gone when it stops or dies |
 //! | `<prefix>/admin/<edge>` | `geodns ctl drain` | [`AdminRecord`] | until `geodns ctl pool` deletes it |
 //! | `<prefix>/purges/<id>` | any edge or `geodns ctl purge` | [`PurgeRecord`] | a lease of [`PURGE_RETENTION`] |
+//! | `<prefix>/acme/locks/<certificate>` | the edge ordering that certificate | its name | that edge's lease, while it orders |
+//! | `<prefix>/acme/challenges/<kind>/<id>` | the edge ordering | [`AcmeChallengeRecord`] | the same lease |
+//! | `<prefix>/acme/certificates/<certificate>` | the edge that ordered it | the chain and its private key (JSON) | until replaced |
+//!
+//! The certificate records hold private keys: give etcd TLS and
+//! authentication (`ca_file`, `username`) when `[acme]` is used.
 //!
 //! Values are JSON so that `etcdctl get --prefix /geocdn` is readable, and
 //! unknown fields are ignored on read so that mixed versions keep working
@@ -28,8 +34,8 @@ use crate::units::Duration;
 pub use backoff::Backoff;
 pub use follow::{ClusterMetrics, ClusterStatus, ClusterStatusReport, follow};
 pub use records::{
-    AdminRecord, AdminState, MemberRecord, PurgeRecord, PurgeScope, decode, encode,
-    grant_purge_lease, publish_purge, unix_now,
+    AcmeChallengeRecord, AdminRecord, AdminState, MemberRecord, PurgeRecord, PurgeScope, decode,
+    encode, grant_purge_lease, publish_purge, unix_now,
 };
 pub use view::ClusterView;
 
@@ -333,6 +339,31 @@ impl KeyLayout {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos());
         format!("{}{nanos:032}-{publisher}", self.purges())
+    }
+
+    /// Prefix of everything ACME keeps.
+    pub fn acme(&self) -> String {
+        format!("{}/acme/", self.prefix)
+    }
+
+    /// The lock held while certificate `name` (its first name) is ordered.
+    pub fn acme_lock(&self, name: &str) -> String {
+        format!("{}locks/{name}", self.acme())
+    }
+
+    /// Prefix of the challenge answers being published.
+    pub fn acme_challenges(&self) -> String {
+        format!("{}challenges/", self.acme())
+    }
+
+    /// The certificate record of certificate `name` (its first name).
+    pub fn acme_certificate(&self, name: &str) -> String {
+        format!("{}certificates/{name}", self.acme())
+    }
+
+    /// Prefix of the certificate records.
+    pub fn acme_certificates(&self) -> String {
+        format!("{}certificates/", self.acme())
     }
 
     /// The last path segment of `key` under `prefix` (an edge name), if it is one.

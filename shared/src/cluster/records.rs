@@ -115,6 +115,53 @@ pub struct PurgeRecord {
     pub at: u64,
 }
 
+/// The answer to one ACME challenge, published by the edge ordering so
+/// that whichever server the CA's validation reaches can answer it: every
+/// edge for HTTP-01 and TLS-ALPN-01, every geodns for DNS-01.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum AcmeChallengeRecord {
+    /// Serve `key_authorization` at `/.well-known/acme-challenge/<token>`.
+    #[serde(rename = "http-01")]
+    Http01 {
+        /// The challenge token.
+        token: String,
+        /// The body to serve.
+        key_authorization: String,
+    },
+    /// Serve a certificate for `name` carrying `digest` (hex SHA-256 of the
+    /// key authorization) to `acme-tls/1` handshakes.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01 {
+        /// The name validated.
+        name: String,
+        /// Hex SHA-256 of the key authorization.
+        digest: String,
+    },
+    /// Answer `_acme-challenge.<name>` TXT with `value`.
+    #[serde(rename = "dns-01")]
+    Dns01 {
+        /// The name validated (without `_acme-challenge.`).
+        name: String,
+        /// The TXT value.
+        value: String,
+    },
+}
+
+impl AcmeChallengeRecord {
+    /// Where the record lives under
+    /// [`super::KeyLayout::acme_challenges`]: `<kind>/<token or name>`
+    /// (and the value for DNS-01, since a name and its wildcard share one
+    /// TXT name).
+    pub fn id(&self) -> String {
+        match self {
+            Self::Http01 { token, .. } => format!("http-01/{token}"),
+            Self::TlsAlpn01 { name, .. } => format!("tls-alpn-01/{name}"),
+            Self::Dns01 { name, value } => format!("dns-01/{name}/{value}"),
+        }
+    }
+}
+
 /// Writes a purge record under `lease` (from [`grant_purge_lease`]), so
 /// that old records clean themselves up; edges follow purges by watching,
 /// not by reading these keys. Returns the etcd revision of the record.
