@@ -423,9 +423,10 @@ pub struct AcmeConfig {
     #[serde(default)]
     pub terms_of_service_agreed: bool,
     /// How the CA checks that this edge serves each name: `"http-01"` (a
-    /// request to port 80, answered by the plain listener) or
+    /// request to port 80, answered by the plain listener),
     /// `"tls-alpn-01"` (a handshake on port 443, answered by the TLS
-    /// listener, RFC 8737).
+    /// listener, RFC 8737) or `"dns-01"` (a TXT record answered by every
+    /// geodns of the cluster; needs `[cluster]`, allows wildcards).
     #[serde(default)]
     pub challenge: AcmeChallenge,
     /// Roots that verify the CA's own HTTPS (a private or test CA); the
@@ -457,6 +458,10 @@ pub enum AcmeChallenge {
     /// A self-signed certificate for the `acme-tls/1` protocol.
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    /// A TXT record at `_acme-challenge.<name>`, published through etcd
+    /// and answered by geodns.
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 fn default_acme_state_directory() -> std::path::PathBuf {
@@ -464,9 +469,13 @@ fn default_acme_state_directory() -> std::path::PathBuf {
 }
 
 impl AcmeConfig {
-    /// Checks what the schema cannot, every error at once.
-    pub fn validate(&self) -> Vec<String> {
+    /// Checks what the schema cannot, every error at once; `clustered`
+    /// says whether `[cluster]` is configured.
+    pub fn validate(&self, clustered: bool) -> Vec<String> {
         let mut errors = Vec::new();
+        if self.challenge == AcmeChallenge::Dns01 && !clustered {
+            errors.push("acme.challenge: dns-01 answers are published through etcd for geodns to serve; configure [cluster] (the same etcd as geodns)".into());
+        }
         if !self.directory.starts_with("https://") {
             errors.push(format!(
                 "acme.directory: \"{}\" is not an https:// URL (RFC 8555 requires HTTPS)",
@@ -494,7 +503,7 @@ impl AcmeConfig {
                 ));
             }
             for name in &certificate.names {
-                if let Err(reason) = check_acme_name(name) {
+                if let Err(reason) = check_acme_name(name, self.challenge) {
                     errors.push(format!(
                         "acme.certificates[{index}].names: \"{name}\" {reason}"
                     ));
@@ -521,11 +530,15 @@ impl AcmeConfig {
     }
 }
 
-/// Whether a CA could issue for `name` with HTTP-01 or TLS-ALPN-01.
-fn check_acme_name(name: &str) -> Result<(), &'static str> {
-    if name.starts_with("*.") {
-        return Err("is a wildcard, which CAs issue only with the dns-01 challenge");
-    }
+/// Whether a CA could issue for `name` with `challenge`.
+fn check_acme_name(name: &str, challenge: AcmeChallenge) -> Result<(), &'static str> {
+    let name = match name.strip_prefix("*.") {
+        Some(_) if challenge != AcmeChallenge::Dns01 => {
+            return Err("is a wildcard, which CAs issue only with the dns-01 challenge");
+        }
+        Some(base) => base,
+        None => name,
+    };
     if name.parse::<std::net::IpAddr>().is_ok() {
         return Err("is an address; give host names");
     }

@@ -48,7 +48,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     .filter_map(Result::err)
     .collect();
     if let Some(acme) = &config.acme {
-        errors.extend(acme.validate());
+        errors.extend(acme.validate(config.cluster.is_some()));
     }
     if let Err(certificate_errors) = crate::tls::check(&config.tls) {
         errors.extend(

@@ -50,6 +50,7 @@ fn pebble(address: Ipv4Addr, validity: Duration) -> Option<Pebble> {
         http_port: HTTP_PORT,
         tls_port: TLS_PORT,
         validity,
+        dns_server: None,
     })
 }
 
@@ -355,6 +356,7 @@ async fn a_failed_validation_is_logged_with_the_cas_reason_and_plain_http_keeps_
         http_port: HTTP_PORT,
         tls_port: 9443,
         validity: Duration::from_secs(90 * 86_400),
+        dns_server: None,
     }) else {
         return;
     };

@@ -10,6 +10,7 @@
 //! finds the [`zone`], and for geo names asks [`geo`] which edges to give,
 //! with live states from [`health`].
 
+pub mod acme_challenges;
 pub mod admin;
 pub mod answer;
 pub mod cluster;

@@ -96,6 +96,9 @@ pub struct Snapshot {
     pub scope: ScopeFinder,
     /// When it was built.
     pub loaded_at: SystemTime,
+    /// DNS-01 answers published by edges ordering certificates, by owner
+    /// name (see [`crate::acme_challenges`]).
+    pub acme_txt: Arc<HashMap<LowerName, Vec<hickory_proto::rr::Record>>>,
     /// Unique per snapshot built by this process, in order: what answer
     /// caches compare to notice a new snapshot (an address could be reused
     /// by the allocator once the old one is freed).
@@ -228,7 +231,7 @@ impl Snapshot {
         ConfigErrors::check(errors)?;
         let locator =
             Arc::new(locator.unwrap_or_else(|| Locator::new(Default::default(), Vec::new())));
-        Ok(Self {
+        let mut snapshot = Self {
             source: None,
             config,
             zones: Arc::new(zones),
@@ -238,8 +241,11 @@ impl Snapshot {
             locator,
             scope: ScopeFinder::default(),
             loaded_at: SystemTime::now(),
+            acme_txt: Arc::default(),
             generation: next_generation(),
-        })
+        };
+        snapshot.acme_txt = Arc::new(snapshot.challenge_records(cluster));
+        Ok(snapshot)
     }
 
     /// The same configuration with the edges of a new cluster view; zones
@@ -270,8 +276,17 @@ impl Snapshot {
             locator: self.locator.clone(),
             scope: ScopeFinder::default(),
             loaded_at: self.loaded_at,
+            acme_txt: Arc::new(self.challenge_records(cluster)),
             generation: next_generation(),
         })
+    }
+
+    /// The DNS-01 answers of `cluster` that fall in our zones.
+    fn challenge_records(
+        &self,
+        cluster: &ClusterView,
+    ) -> HashMap<LowerName, Vec<hickory_proto::rr::Record>> {
+        crate::acme_challenges::challenge_records(cluster, |owner| self.find_zone(owner).is_some())
     }
 
     /// Carries content-derived SOA serials forward from `previous` (the

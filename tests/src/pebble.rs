@@ -1,8 +1,8 @@
-//! A real ACME CA for tests: pebble (Debian package `pebble`), with
-//! pebble-challtestsrv as the DNS server it resolves names through, so
-//! that every name it validates resolves to one loopback address (the
-//! edge's). Each instance has a loopback address of its own, so tests run
-//! in parallel.
+//! A real ACME CA for tests: pebble (Debian package `pebble`), resolving
+//! names through pebble-challtestsrv, so that every name it validates
+//! resolves to one loopback address (the edge's), or through a DNS server
+//! of the test's (geodns, for DNS-01). Each instance has a loopback address
+//! of its own, so tests run in parallel.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -24,12 +24,14 @@ pub struct PebbleSettings {
     pub tls_port: u16,
     /// Lifetime of issued certificates.
     pub validity: Duration,
+    /// The DNS server to resolve through instead of pebble-challtestsrv.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// A running pebble and its DNS server; stopped when dropped.
 pub struct Pebble {
     _pebble: ChildGuard,
-    _dns: ChildGuard,
+    _dns: Option<ChildGuard>,
     dir: tempfile::TempDir,
     listen: SocketAddr,
     management: SocketAddr,
@@ -50,7 +52,9 @@ impl Pebble {
         let address = unique_loopback();
         let listen = SocketAddr::new(IpAddr::V4(address), 14000);
         let management = SocketAddr::new(IpAddr::V4(address), 15000);
-        let dns = SocketAddr::new(IpAddr::V4(address), 8053);
+        let dns = settings
+            .dns_server
+            .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(address), 8053));
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = TestCa::new("pebble listener CA");
         let served = ca.issue(
@@ -63,21 +67,23 @@ impl Pebble {
         ca.write_root(&dir.path().join("listener-ca.pem"));
         let config = config_json(&settings, listen, management, &served);
         std::fs::write(dir.path().join("pebble.json"), config).expect("write pebble config");
-        let dns_server = ChildGuard::spawn(
-            "pebble-challtestsrv",
-            Command::new("pebble-challtestsrv")
-                .arg("-defaultIPv4")
-                .arg(settings.names_resolve_to.to_string())
-                .arg("-defaultIPv6")
-                .arg("")
-                .arg("-dns01")
-                .arg(dns.to_string())
-                .arg("-management")
-                .arg(SocketAddr::new(IpAddr::V4(address), 8055).to_string())
-                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""]),
-            &dir.path().join("challtestsrv.log"),
-        )
-        .expect("start pebble-challtestsrv");
+        let dns_server = settings.dns_server.is_none().then(|| {
+            ChildGuard::spawn(
+                "pebble-challtestsrv",
+                Command::new("pebble-challtestsrv")
+                    .arg("-defaultIPv4")
+                    .arg(settings.names_resolve_to.to_string())
+                    .arg("-defaultIPv6")
+                    .arg("")
+                    .arg("-dns01")
+                    .arg(dns.to_string())
+                    .arg("-management")
+                    .arg(SocketAddr::new(IpAddr::V4(address), 8055).to_string())
+                    .args(["-http01", "", "-https01", "", "-tlsalpn01", ""]),
+                &dir.path().join("challtestsrv.log"),
+            )
+            .expect("start pebble-challtestsrv")
+        });
         let pebble = ChildGuard::spawn(
             "pebble",
             Command::new("pebble")

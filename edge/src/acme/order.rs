@@ -67,6 +67,9 @@ pub enum OrderError {
     /// The answers could not be published to the other edges.
     #[error("publishing the challenge answers in etcd: {0}")]
     Cluster(#[from] shared::cluster::ClusterError),
+    /// DNS-01 answers are served by geodns, reached through etcd only.
+    #[error("dns-01 needs [cluster]: geodns learns the answers through etcd")]
+    NoCluster,
 }
 
 fn ca(step: &'static str) -> impl FnOnce(instant_acme::Error) -> OrderError {
@@ -77,6 +80,7 @@ fn challenge_type(challenge: AcmeChallenge) -> (ChallengeType, &'static str) {
     match challenge {
         AcmeChallenge::Http01 => (ChallengeType::Http01, "http-01"),
         AcmeChallenge::TlsAlpn01 => (ChallengeType::TlsAlpn01, "tls-alpn-01"),
+        AcmeChallenge::Dns01 => (ChallengeType::Dns01, "dns-01"),
     }
 }
 
@@ -111,6 +115,7 @@ pub(super) async fn obtain(
     let (wanted, wanted_name) = challenge_type(challenge);
     // Answers stay published until the order is done either way.
     let mut published: Vec<Published> = Vec::new();
+    let mut answers = 0;
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
         let mut authorization = authorization.map_err(ca("fetching an authorization"))?;
@@ -136,26 +141,43 @@ pub(super) async fn obtain(
         let key_authorization = handle.key_authorization();
         let (local, record) = match challenge {
             AcmeChallenge::Http01 => (
-                challenges.publish_http(&handle.token, key_authorization.as_str()),
+                Some(challenges.publish_http(&handle.token, key_authorization.as_str())),
                 shared::cluster::AcmeChallengeRecord::Http01 {
                     token: handle.token.clone(),
                     key_authorization: key_authorization.as_str().to_string(),
                 },
             ),
             AcmeChallenge::TlsAlpn01 => (
-                challenges.publish_tls_alpn(&name, key_authorization.digest().as_ref())?,
+                Some(challenges.publish_tls_alpn(&name, key_authorization.digest().as_ref())?),
                 shared::cluster::AcmeChallengeRecord::TlsAlpn01 {
                     name: name.clone(),
                     digest: encode_hex(key_authorization.digest().as_ref()),
                 },
             ),
+            AcmeChallenge::Dns01 => {
+                // A wildcard is validated at its base name (section 8.4).
+                let base = match handle.identifier().identifier {
+                    Identifier::Dns(base) => base.clone(),
+                    other => format!("{other:?}"),
+                };
+                (
+                    None,
+                    shared::cluster::AcmeChallengeRecord::Dns01 {
+                        name: base,
+                        value: key_authorization.dns_value(),
+                    },
+                )
+            }
         };
-        published.push(local);
-        if let Some(cluster) = cluster.as_deref_mut() {
-            cluster.publish(&record).await?;
+        match cluster.as_deref_mut() {
+            Some(cluster) => cluster.publish(&record).await?,
+            None if local.is_none() => return Err(OrderError::NoCluster),
+            None => {}
         }
+        published.extend(local);
+        answers += 1;
     }
-    if cluster.is_some() && !published.is_empty() {
+    if cluster.is_some() && answers > 0 {
         tokio::time::sleep(PROPAGATION).await;
     }
     // Every answer is in place before the CA is asked to check any.

@@ -492,6 +492,15 @@ impl Responder {
             if hop == 0 {
                 response.metadata.authoritative = true;
             }
+            if let Some(challenge) = snapshot.acme_txt.get(&lower) {
+                // A DNS-01 answer an edge is publishing: TXT only.
+                if qtype == RecordType::TXT {
+                    response.answers.extend(challenge.iter().cloned());
+                } else {
+                    response.authorities.push(zone.negative_soa());
+                }
+                return answered;
+            }
             match zone.resolve(&lower, qtype) {
                 Resolution::Records(records) => {
                     if qtype == RecordType::NS {

@@ -179,13 +179,21 @@ impl Follower {
         let members = client.get(self.keys.members(), prefixed()).await?;
         let revision = members.header().map_or(0, |header| header.revision());
         let admin = client.get(self.keys.admin(), prefixed()).await?;
+        let challenges = client
+            .get(self.keys.acme_dns_challenges(), prefixed())
+            .await?;
         let mut view = ClusterView::default();
-        for kv in members.kvs().iter().chain(admin.kvs()) {
+        for kv in members
+            .kvs()
+            .iter()
+            .chain(admin.kvs())
+            .chain(challenges.kvs())
+        {
             if let Ok(key) = kv.key_str() {
                 view.apply_put(&self.keys, key, kv.value());
             }
         }
-        // Admin was read at a revision at or after `revision`: replaying its
+        // Admin and challenges were read at a revision at or after `revision`: replaying their
         // events from `revision + 1` converges to the same state.
         let mut stream = client
             .watch(

@@ -356,6 +356,11 @@ impl KeyLayout {
         format!("{}challenges/", self.acme())
     }
 
+    /// Prefix of the DNS-01 answers, which geodns serves.
+    pub fn acme_dns_challenges(&self) -> String {
+        format!("{}dns-01/", self.acme_challenges())
+    }
+
     /// The certificate record of certificate `name` (its first name).
     pub fn acme_certificate(&self, name: &str) -> String {
         format!("{}certificates/{name}", self.acme())

@@ -1,11 +1,12 @@
-//! What etcd says about the edges: the member and admin records, applied
-//! event by event.
+//! What etcd says about the edges (the member and admin records) and the
+//! DNS-01 answers edges publish while ordering certificates, applied event
+//! by event.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdminRecord, AdminState, KeyLayout, MemberRecord};
+use super::{AcmeChallengeRecord, AdminRecord, AdminState, KeyLayout, MemberRecord};
 
 /// What etcd says about the edges, as last seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -14,6 +15,10 @@ pub struct ClusterView {
     pub members: BTreeMap<String, MemberRecord>,
     /// Operator decisions, by edge name.
     pub admin: BTreeMap<String, AdminRecord>,
+    /// DNS-01 answers being published, by etcd key: the name validated and
+    /// the TXT value. Short-lived, so never saved with the membership.
+    #[serde(skip)]
+    pub dns_challenges: BTreeMap<String, (String, String)>,
 }
 
 impl ClusterView {
@@ -55,6 +60,19 @@ impl ClusterView {
                 }
             };
         }
+        if key.starts_with(&keys.acme_dns_challenges()) {
+            return match super::decode::<AcmeChallengeRecord>(key, value) {
+                Ok(AcmeChallengeRecord::Dns01 { name, value }) => {
+                    let entry = (name, value);
+                    self.dns_challenges.insert(key.to_string(), entry.clone()) != Some(entry)
+                }
+                Ok(_) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "ignoring ACME challenge record");
+                    self.dns_challenges.remove(key).is_some()
+                }
+            };
+        }
         false
     }
 
@@ -66,7 +84,7 @@ impl ClusterView {
         if let Some(name) = keys.name_in(&keys.admin(), key) {
             return self.admin.remove(name).is_some();
         }
-        false
+        self.dns_challenges.remove(key).is_some()
     }
 }
 
@@ -123,5 +141,31 @@ mod tests {
             view.members.is_empty(),
             "a broken record removes the member"
         );
+    }
+
+    #[test]
+    fn dns_challenges_come_and_go_by_key() {
+        let keys = keys();
+        let mut view = ClusterView::default();
+        let record = AcmeChallengeRecord::Dns01 {
+            name: "cdn.test".into(),
+            value: "abc".into(),
+        };
+        let key = format!("{}{}", keys.acme_challenges(), record.id());
+        assert!(view.apply_put(&keys, &key, &super::super::encode(&record)));
+        assert_eq!(
+            view.dns_challenges.get(&key),
+            Some(&("cdn.test".to_string(), "abc".to_string()))
+        );
+        let http = AcmeChallengeRecord::Http01 {
+            token: "t".into(),
+            key_authorization: "t.k".into(),
+        };
+        let http_key = format!("{}{}", keys.acme_challenges(), http.id());
+        assert!(!view.apply_put(&keys, &http_key, &super::super::encode(&http)));
+        assert!(view.apply_delete(&keys, &key));
+        assert!(view.dns_challenges.is_empty());
+        let saved = serde_json::to_string(&view).unwrap();
+        assert!(!saved.contains("dns_challenges"), "{saved}");
     }
 }
