@@ -339,6 +339,11 @@ pub struct TlsConfig {
     /// How often the certificate files are checked for changes.
     #[serde(default = "default_tls_watch_interval")]
     pub watch_interval: Duration,
+    /// Serve the admin API (health, metrics, purge, drain) over TLS too,
+    /// with the same certificates: geodns and peers then check
+    /// `https://<admin.listen>/healthz`.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl Default for TlsConfig {
@@ -352,6 +357,7 @@ impl Default for TlsConfig {
             hsts_include_subdomains: false,
             hsts_preload: false,
             watch_interval: default_tls_watch_interval(),
+            admin: false,
         }
     }
 }
@@ -374,6 +380,9 @@ impl TlsConfig {
         }
         if self.listen.is_empty() && self.redirect_http {
             return Err("tls.redirect_http: there is no tls.listen to redirect to".into());
+        }
+        if self.listen.is_empty() && self.admin {
+            return Err("tls.admin: set tls.listen and its certificates first".into());
         }
         if self.watch_interval.as_std().is_zero() {
             return Err("tls.watch_interval: must be more than 0".into());

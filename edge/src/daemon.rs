@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use shared::admin::AdminTls;
 use shared::{AdminServer, Signals};
 use tokio_util::sync::CancellationToken;
 
@@ -131,11 +132,15 @@ impl Daemon {
             cluster.as_ref().map(Cluster::publisher),
         );
         let admin_address = config.admin.listen_or(DEFAULT_ADMIN_PORT);
-        let admin = AdminServer::start(admin_address, &config.admin, router, shutdown)
-            .await
-            .map_err(|error| {
-                anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
-            })?;
+        let admin_tls = tls.clone().filter(|_| config.tls.admin).map(|termination| {
+            Arc::new(crate::tls::AdminTermination(termination)) as Arc<dyn AdminTls>
+        });
+        let admin =
+            AdminServer::start_with_tls(admin_address, &config.admin, router, admin_tls, shutdown)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
+                })?;
         Ok(Self {
             http,
             admin,

@@ -740,3 +740,109 @@ where
     }
     false
 }
+
+/// curl to an `https://` URL at `address` for `host`, trusting `ca`:
+/// the status and body, or curl's error.
+fn curl_url(ca: &Path, host: &str, address: SocketAddr, path: &str) -> Result<String, String> {
+    let output = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10", "--http1.1", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{host}:{}:{}", address.port(), address.ip()))
+        .arg(format!("https://{host}:{}{path}", address.port()))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_and_a_ring_of_peers_can_speak_tls_only() {
+    if !tools_present() {
+        return;
+    }
+    let origin = Origin::start(|seen| {
+        Reply::ok(
+            format!("body of {}", seen.uri),
+            &[("cache-control", "max-age=60")],
+        )
+    })
+    .await;
+    let ca = TestCa::new("geocdn ring CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    ca.write_root(&ca_file);
+    let addresses = [unique_loopback(), unique_loopback()];
+    let names = ["tls-ring-a", "tls-ring-b"];
+    // Peers are named, filled and checked over HTTPS only, verified
+    // against the ring's CA. On loopback their connections come from
+    // 127.0.0.1, not from their own addresses: trusted as peers here.
+    let peers: String = "[fill]\ntrusted_peers = [\"127.0.0.1/32\"]\n".to_string()
+        + &names
+        .iter()
+        .zip(addresses)
+        .map(|(name, address)| {
+            format!(
+                "[[fill.peers]]\nname = \"{name}\"\nurl = \"https://{address}:8443\"\nhealth = \"https://{address}:9180/healthz\"\n"
+            )
+        })
+        .collect::<String>();
+    let edges: Vec<EdgeProcess> = names
+        .iter()
+        .zip(addresses)
+        .map(|(name, address)| {
+            let files = ca.issue(
+                dir.path(),
+                name,
+                &[&address.to_string(), "admin.test"],
+                KeyKind::Ecdsa,
+                30 * DAY,
+            );
+            let extra = format!(
+                "\n[tls]\nlisten = [\"{address}:8443\"]\nadmin = true\n{}\n{peers}",
+                certificate_section(&files)
+            );
+            EdgeProcess::start_with_origin_on(
+                address,
+                name,
+                &format!(
+                    "urls = [\"http://{}\"]\nca_file = \"{}\"",
+                    origin.address(),
+                    ca_file.display()
+                ),
+                &extra,
+            )
+        })
+        .collect();
+    // Long enough for failing peer checks to take the peers out.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for edge in &edges {
+        let admin = edge.admin;
+        let health = curl_url(&ca_file, "admin.test", admin, "/healthz");
+        assert!(health.is_ok(), "{health:?}\n{}", edge.log());
+        // Plain HTTP gets nothing from a TLS admin listener.
+        assert!(e2e::http::get(admin, "/healthz").map_or(true, |response| response.status != 200));
+    }
+    for object in 0..40 {
+        for edge in &edges {
+            let got = common::get(edge.http, &format!("/o/{object}"), &[]).await;
+            assert_eq!(got.status, 200, "{}", edge.log());
+            assert_eq!(got.body, format!("body of /o/{object}"));
+        }
+    }
+    assert_eq!(
+        origin.requests(),
+        40,
+        "one origin fetch per object for the ring"
+    );
+    for edge in &edges {
+        let metrics = curl_url(&ca_file, "admin.test", edge.admin, "/metrics").unwrap();
+        assert!(
+            metrics.contains("edge_fills_total{upstream=\"peer\"}"),
+            "{metrics}"
+        );
+    }
+}

@@ -8,7 +8,11 @@
 //! the token too when the server listens beyond loopback, except the health
 //! probe; an address allowlist refuses every other client;
 //! and connections, header time and body size are bounded so a stuck client
-//! cannot pin resources.
+//! cannot pin resources. A binary may serve it over TLS ([`AdminTls`]).
+
+mod secure;
+
+pub use secure::{AdminStream, AdminTls, Handshake};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -233,6 +237,17 @@ impl AdminServer {
         router: AdminRouter,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
+        Self::start_with_tls(addr, config, router, None, shutdown).await
+    }
+
+    /// Like [`AdminServer::start`], over TLS when `tls` is given.
+    pub async fn start_with_tls(
+        addr: SocketAddr,
+        config: &AdminConfig,
+        router: AdminRouter,
+        tls: Option<Arc<dyn AdminTls>>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
         config
             .validate()
             .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
@@ -251,8 +266,9 @@ impl AdminServer {
             config: config.clone(),
         });
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        let task = tokio::spawn(accept_loop(listener, state, slots, shutdown));
-        tracing::info!(%local_addr, "admin server listening");
+        let over_tls = tls.is_some();
+        let task = tokio::spawn(accept_loop(listener, state, slots, tls, shutdown));
+        tracing::info!(%local_addr, tls = over_tls, "admin server listening");
         Ok(Self { local_addr, task })
     }
 
@@ -278,6 +294,7 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<ServerState>,
     slots: Arc<Semaphore>,
+    tls: Option<Arc<dyn AdminTls>>,
     shutdown: CancellationToken,
 ) {
     let builder = {
@@ -308,7 +325,11 @@ async fn accept_loop(
                     Ok(dispatch(&state, request).await)
                 }
             });
-            builder.serve_connection(TokioIo::new(stream), service)
+            let io = match &tls {
+                Some(tls) => secure::AdminIo::Handshaking(tls.handshake(stream)),
+                None => secure::AdminIo::Plain(stream),
+            };
+            builder.serve_connection(TokioIo::new(io), service)
         },
     )
     .await;

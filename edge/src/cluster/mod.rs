@@ -185,8 +185,9 @@ fn member_record(
         (true, Some(ip)) => std::net::SocketAddr::new(ip, address.port()),
         _ => address,
     };
+    let admin_scheme = if config.tls.admin { "https" } else { "http" };
     let admin_url = format!(
-        "http://{}",
+        "{admin_scheme}://{}",
         reachable(config.admin.listen_or(DEFAULT_ADMIN_PORT))
     );
     let health_url = match &announce.health_url {

@@ -5,6 +5,7 @@
 //!   refused with 421 (RFC 9110 section 15.5.20): a client cannot reach one
 //!   site under another site's certificate, while HTTP/2 connection reuse
 //!   across names of one certificate still works (RFC 9113 section 9.1.1);
+//!   other edges, which connect by the peer URL's name, are exempt;
 //! - with `tls.redirect_http`, plain requests get a permanent redirect
 //!   (308 keeps the method) to the same URL over HTTPS, except ACME HTTP-01
 //!   challenges and requests from other edges (the fill ring's addresses and

@@ -254,6 +254,16 @@ impl Edge {
         self.inner.acme.clone()
     }
 
+    /// The upstream client, shared with the peer checks.
+    pub fn upstream_client(
+        &self,
+    ) -> hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        OriginBody,
+    > {
+        self.inner.origin.client().clone()
+    }
+
     /// The store (for purges, health and metrics).
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -363,11 +373,13 @@ impl Edge {
         if let Err(refusal) = admit::admit(&mut parts, &inner.served_hosts) {
             return self.finish(refused(&refusal), Downstream::Client);
         }
-        if let Some(misdirected) = https::HttpsPolicy::misdirected(&parts) {
-            return self.finish(misdirected, Downstream::Client);
-        }
         // Only the edges of the ring may ask for a fill without the ring.
         let from_peer = self.is_peer(client);
+        // Other edges reach this one by its own name (the peer URL's), not
+        // by the site's: their requests are not misdirected.
+        if !from_peer && let Some(misdirected) = https::HttpsPolicy::misdirected(&parts) {
+            return self.finish(misdirected, Downstream::Client);
+        }
         if parts.headers.remove(FILL_FROM_PEER).is_some() && from_peer {
             parts.extensions.insert(FromPeer);
         }

@@ -122,6 +122,12 @@ impl Origin {
         })
     }
 
+    /// The upstream client (plain and TLS connections, verified as for the
+    /// origins), for checking peers over the same connections' settings.
+    pub fn client(&self) -> &Client<HttpsConnector<HttpConnector>, OriginBody> {
+        &self.client
+    }
+
     /// Sends a request whose body can be rebuilt (`body` is called per
     /// attempt) to the origins, trying the next when one refuses or times out.
     pub async fn send(

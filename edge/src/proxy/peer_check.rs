@@ -2,16 +2,14 @@
 //! document (frozen, overloaded, cut off) is skipped by fills after two
 //! failed checks, instead of costing every miss it owns a first-byte
 //! timeout until its lease expires; it is asked again once it answers.
-//! Any HTTP answer counts: a draining peer still serves.
+//! Any HTTP answer counts: a draining peer still serves. Checks go over
+//! the upstream client, so `https://` health URLs (peers serving their
+//! admin API over TLS) are verified as origins are.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 use super::Edge;
@@ -21,13 +19,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Checks `edge`'s peers until `stop`.
 pub async fn run(edge: Edge, stop: CancellationToken) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(INTERVAL));
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(1)
-        .build(connector);
+    let client = edge.upstream_client();
     loop {
         let started = tokio::time::Instant::now();
         let mut checks = tokio::task::JoinSet::new();
@@ -43,7 +35,7 @@ pub async fn run(edge: Edge, stop: CancellationToken) {
                         hyper::header::USER_AGENT,
                         concat!("edge/", env!("CARGO_PKG_VERSION"), " peer-check"),
                     )
-                    .body(Empty::new());
+                    .body(Empty::new().map_err(|never| match never {}).boxed());
                 let answered = match request {
                     Ok(request) => tokio::time::timeout(INTERVAL, client.request(request))
                         .await

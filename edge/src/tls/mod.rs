@@ -53,8 +53,11 @@ const SESSION_CACHE_ENTRIES: usize = 20_000;
 /// The versions offered with `min_version = "1.3"`.
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
 
-/// ALPN protocols offered, in order of preference.
+/// ALPN protocols offered to clients, in order of preference.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// ALPN protocols offered on the admin listener, which speaks HTTP/1.1.
+const ADMIN_ALPN: [&[u8]; 1] = [b"http/1.1"];
 
 /// What a connection negotiated, attached to each of its requests.
 #[derive(Debug, Clone)]
@@ -122,10 +125,21 @@ struct CertificateSet {
     certificates: Vec<Served>,
 }
 
-/// A certificate with the server configuration that presents it.
+/// A certificate with the server configurations that present it.
 struct Served {
     certificate: Certificate,
     config: Arc<ServerConfig>,
+    /// The same, offering HTTP/1.1 only (for the admin API).
+    admin_config: Arc<ServerConfig>,
+}
+
+/// Which listener a handshake is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `tls.listen`: HTTP/2 and HTTP/1.1, ACME TLS-ALPN-01 answered.
+    Clients,
+    /// The admin API: HTTP/1.1.
+    Admin,
 }
 
 /// The crypto provider of every TLS connection of the edge.
@@ -263,8 +277,20 @@ impl TlsTermination {
         &self.files
     }
 
-    /// Runs the server side of a handshake on `io`.
+    /// Runs the server side of a client handshake on `io`.
     pub async fn accept<IO>(&self, io: IO) -> Result<Accepted<IO>, HandshakeError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.accept_for(io, Listener::Clients).await
+    }
+
+    /// Runs the server side of a handshake for `listener` on `io`.
+    pub async fn accept_for<IO>(
+        &self,
+        io: IO,
+        listener: Listener,
+    ) -> Result<Accepted<IO>, HandshakeError>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -277,7 +303,7 @@ impl TlsTermination {
             }
         };
         let hello = start.client_hello();
-        if offers_only_acme_tls(&hello) {
+        if listener == Listener::Clients && offers_only_acme_tls(&hello) {
             let certificate = hello
                 .server_name()
                 .zip(self.challenges.as_ref())
@@ -302,7 +328,11 @@ impl TlsTermination {
             return Err(HandshakeError::NoCertificate);
         };
         let names = served.certificate.names.clone();
-        let stream = match start.into_stream(served.config.clone()).await {
+        let config = match listener {
+            Listener::Clients => served.config.clone(),
+            Listener::Admin => served.admin_config.clone(),
+        };
+        let stream = match start.into_stream(config).await {
             Ok(stream) => stream,
             Err(error) => {
                 self.metrics.handshake_failed();
@@ -355,10 +385,12 @@ impl Settings {
         let certificates = certificates
             .into_iter()
             .map(|certificate| {
-                let config = self.server_config(certificate.key.clone())?;
+                let config = self.server_config(certificate.key.clone(), &ALPN)?;
+                let admin_config = self.server_config(certificate.key.clone(), &ADMIN_ALPN)?;
                 Ok(Served {
                     certificate,
                     config,
+                    admin_config,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -378,13 +410,17 @@ impl Settings {
         Ok(Arc::new(config))
     }
 
-    fn server_config(&self, key: Arc<CertifiedKey>) -> anyhow::Result<Arc<ServerConfig>> {
+    fn server_config(
+        &self,
+        key: Arc<CertifiedKey>,
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<Arc<ServerConfig>> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(self.versions)
             .map_err(|error| anyhow::anyhow!("TLS settings: {error}"))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(key)));
-        config.alpn_protocols = ALPN.iter().map(|protocol| protocol.to_vec()).collect();
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
         config.ticketer = self.tickets.clone();
         config.session_storage = self.sessions.clone();
         config.max_early_data_size = 0;
@@ -414,6 +450,27 @@ impl CertificateSet {
             })
         });
         by_name.or(self.certificates.first())
+    }
+}
+
+/// The admin listener's TLS: the client certificates, HTTP/1.1 only.
+#[derive(Debug, Clone)]
+pub struct AdminTermination(pub Arc<TlsTermination>);
+
+impl shared::admin::AdminTls for AdminTermination {
+    fn handshake(&self, stream: tokio::net::TcpStream) -> shared::admin::Handshake {
+        let termination = self.0.clone();
+        Box::pin(async move {
+            match termination.accept_for(stream, Listener::Admin).await {
+                Ok(Accepted::Client(stream, _)) => {
+                    Ok(Box::new(*stream) as Box<dyn shared::admin::AdminStream>)
+                }
+                Ok(Accepted::ChallengeAnswered) => Err(std::io::Error::other(
+                    "an ACME validation on the admin listener",
+                )),
+                Err(error) => Err(std::io::Error::other(error)),
+            }
+        })
     }
 }
 

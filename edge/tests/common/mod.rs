@@ -90,6 +90,17 @@ impl EdgeProcess {
         )
     }
 
+    /// An edge on `address` named `name` whose `[origin]` section is the
+    /// lines of `origin` (urls included), with `extra` appended.
+    pub fn start_with_origin_on(
+        address: std::net::Ipv4Addr,
+        name: &str,
+        origin: &str,
+        extra: &str,
+    ) -> Self {
+        Self::start_configured(address, name, origin, "", "", extra, None)
+    }
+
     fn start_full(
         address: std::net::Ipv4Addr,
         name: &str,
