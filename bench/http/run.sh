@@ -8,6 +8,7 @@
 #    origin requests counted, wall time measured. Then the same for a
 #    response that turns out uncacheable (no-store).
 # 3. Resident memory of each cache after the runs.
+# 4. HTTPS against nginx: bench/http/https.sh, run at the end.
 #
 # Usage: bench/http/run.sh   (DURATION=10 ROUNDS=2 to change)
 # Needs: wrk, varnish, nginx (apt install wrk varnish nginx), python3.
@@ -173,3 +174,8 @@ for server in edge varnish; do
     pid=$edge_pid; [ $server = varnish ] && pid=$varnish_child
     printf '  %-8s %6d objects (%5.0f MiB) -> resident %s\n' "$server" "$requests" "$(awk -v n="$requests" 'BEGIN { print n * 100 / 1024 }')" "$(rss "$pid")"
 done
+
+# HTTPS: edge and nginx on one certificate (hits, full and resumed handshakes).
+echo
+echo "HTTPS (bench/http/https.sh)"
+DURATION=$DURATION ROUNDS=$ROUNDS bash "$here/https.sh"
