@@ -9,7 +9,7 @@ use shared::{AdminConfig, ByteSize, Duration};
 pub const DEFAULT_ADMIN_PORT: u16 = 9180;
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Client-facing HTTP.
@@ -46,7 +46,7 @@ pub struct Config {
 /// `[announce]`: the member record this edge keeps alive in etcd; geodns
 /// answers with it once its health checks pass. The edge's name is
 /// `server.name`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnnounceConfig {
     /// The geodns service it serves.
@@ -99,7 +99,7 @@ fn default_lease_ttl() -> Duration {
 /// owner (rendezvous hashing); a miss elsewhere is fetched from the owner,
 /// which fetches from the parent or origin, so the origin sees about one
 /// fetch per object per region.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FillConfig {
     /// Take the ring from the edges announced in etcd with this edge's
@@ -154,7 +154,7 @@ fn default_peer_timeout() -> Duration {
 }
 
 /// `[[fill.peers]]`: one edge of the ring.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Its `server.name` (this edge may list itself).
@@ -167,7 +167,7 @@ pub struct PeerConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Addresses to serve HTTP/1.1 and HTTP/2 (cleartext) on.
@@ -307,7 +307,7 @@ fn default_drain_timeout() -> Duration {
 
 /// `[tls]`: HTTPS for clients. The listeners share `[server]`'s limits
 /// and deadlines (the handshake counts against `header_timeout`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Addresses to serve HTTPS on: HTTP/2 and HTTP/1.1, chosen by ALPN.
@@ -404,7 +404,7 @@ impl TlsConfig {
 }
 
 /// `[[tls.certificates]]`: one certificate chain and its private key, in PEM.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateFiles {
     /// The certificate, then its intermediates.
@@ -418,7 +418,7 @@ pub struct CertificateFiles {
 /// for its names, and renewed in the window the CA suggests (RFC 9773) or
 /// at about two thirds of its lifetime. The account and the certificates
 /// are kept in `state_directory`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeConfig {
     /// The CA's directory URL, such as
@@ -450,7 +450,7 @@ pub struct AcmeConfig {
 }
 
 /// `[[acme.certificates]]`: one certificate and the names it covers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeCertificate {
     /// Host names, the first naming the certificate in logs and metrics.
@@ -576,7 +576,7 @@ fn default_tls_watch_interval() -> Duration {
 }
 
 /// `[origin]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginConfig {
     /// Origin base URLs (`http://host:port`), tried in order when one refuses
@@ -642,7 +642,7 @@ fn default_total_timeout() -> Duration {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Memory for stored objects: bodies, headers and per-entry overhead.
@@ -766,7 +766,7 @@ pub enum QueryKey {
 }
 
 /// `[[cache.rules]]`: paths matching `prefix` (or the `glob`) get `ttl`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TtlRule {
     /// Path prefix, e.g. `/static/`.

@@ -2,7 +2,7 @@
 //! stop gracefully.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use shared::admin::AdminTls;
@@ -24,6 +24,11 @@ pub struct Daemon {
     edge: Edge,
     cluster: Option<Cluster>,
     tls: Option<(Arc<TlsTermination>, std::time::Duration)>,
+    metrics: Arc<EdgeMetrics>,
+    /// The file SIGHUP re-reads, and the configuration the process started
+    /// with (what needs a restart is compared with it).
+    source: PathBuf,
+    started: Config,
 }
 
 /// Loads and validates a configuration file.
@@ -71,8 +76,12 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 }
 
 impl Daemon {
-    /// Starts serving `config` until `shutdown`.
-    pub async fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    /// Starts serving `config`, read from `source`, until `shutdown`.
+    pub async fn start(
+        source: &Path,
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
         let metrics = EdgeMetrics::register(&mut registry);
         budget_descriptors(config.server.max_connections, &metrics);
@@ -127,7 +136,7 @@ impl Daemon {
         let router = crate::admin::router(
             edge.clone(),
             Arc::new(registry),
-            metrics,
+            metrics.clone(),
             http.connections().clone(),
             cluster.as_ref().map(Cluster::publisher),
         );
@@ -147,6 +156,9 @@ impl Daemon {
             edge,
             cluster,
             tls: tls.map(|termination| (termination, config.tls.watch_interval.as_std())),
+            metrics,
+            source: source.to_path_buf(),
+            started: config.clone(),
         })
     }
 
@@ -155,18 +167,27 @@ impl Daemon {
         self.http.addresses()
     }
 
-    /// Waits for shutdown, then for in-flight requests (bounded).
-    /// SIGHUP re-reads the TLS certificates.
+    /// Serves until shutdown, reloading the configuration on each SIGHUP
+    /// ([`crate::reload`]); then waits for in-flight requests (bounded).
     pub async fn run(self, signals: Signals) {
         if let Some((termination, interval)) = &self.tls {
             tokio::spawn(crate::tls::watch(
                 termination.clone(),
                 *interval,
-                signals.reload.clone(),
                 signals.shutdown.clone(),
             ));
         }
-        signals.shutdown.cancelled().await;
+        let mut reload = signals.reload.clone();
+        let mut signals_open = true;
+        loop {
+            tokio::select! {
+                _ = signals.shutdown.cancelled() => break,
+                changed = reload.changed(), if signals_open => match changed {
+                    Ok(()) => self.reload(),
+                    Err(_) => signals_open = false,
+                },
+            }
+        }
         // Leave the answers first, so that no new client is sent here.
         if let Some(cluster) = self.cluster {
             cluster.leave().await;
@@ -178,6 +199,72 @@ impl Daemon {
         self.http.stopped().await;
         self.admin.stopped().await;
         tracing::info!("stopped");
+    }
+}
+
+impl Daemon {
+    /// Re-reads the configuration file and applies it (see
+    /// [`crate::reload`]); an invalid file changes nothing.
+    fn reload(&self) {
+        let path = self.source.display().to_string();
+        tracing::info!(file = path, "SIGHUP: reloading the configuration");
+        let config = match load(&self.source) {
+            Ok(config) => config,
+            Err(error) => {
+                self.metrics.config_reloaded(false);
+                tracing::error!(
+                    file = path,
+                    error = %shared::report::describe(error.as_ref()),
+                    "configuration not reloaded; the one in force stays"
+                );
+                return;
+            }
+        };
+        // The admin section first: it is the one that can still refuse.
+        let applied = self
+            .admin
+            .reconfigure(&config.admin)
+            .map_err(|error| format!("admin: {error}"))
+            .and_then(|()| {
+                self.edge
+                    .reconfigure(&config)
+                    .map_err(|error| shared::report::describe(error.as_ref()))
+            });
+        if let Err(error) = applied {
+            self.metrics.config_reloaded(false);
+            tracing::error!(file = path, %error, "configuration not reloaded; the one in force stays");
+            return;
+        }
+        self.http
+            .connections()
+            .set_limits(crate::server::connections::Limits::from(&config.server));
+        if let Some((termination, _)) = &self.tls {
+            match termination.replace_files(config.tls.certificates.clone()) {
+                Ok(count) => {
+                    tracing::info!(
+                        certificates = count,
+                        why = "SIGHUP",
+                        "TLS certificates reloaded"
+                    );
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    why = "SIGHUP",
+                    "TLS certificates not reloaded; the current ones keep serving"
+                ),
+            }
+        }
+        self.metrics.config_reloaded(true);
+        let restart = crate::reload::needs_restart(&self.started, &config);
+        if restart.is_empty() {
+            tracing::info!(file = path, "configuration reloaded");
+        } else {
+            tracing::warn!(
+                file = path,
+                needs_restart = ?restart,
+                "configuration reloaded; these changes take effect at the next restart"
+            );
+        }
     }
 }
 

@@ -14,5 +14,6 @@ pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod tls;

@@ -64,7 +64,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let signals = shared::Signals::install()?;
-        let daemon = edge::daemon::Daemon::start(&config, signals.shutdown.clone()).await?;
+        let daemon = edge::daemon::Daemon::start(path, &config, signals.shutdown.clone()).await?;
         daemon.run(signals).await;
         Ok(())
     })

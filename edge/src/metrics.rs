@@ -35,6 +35,11 @@ struct CloseLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct UpstreamLabels {
     upstream: &'static str,
 }
@@ -69,6 +74,7 @@ pub struct EdgeMetrics {
     /// Client connections open (updated at scrape).
     pub connections_open: Gauge,
     connections_closed: Family<CloseLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
     evictions_seen: std::sync::atomic::AtomicU64,
 }
 
@@ -92,6 +98,7 @@ impl EdgeMetrics {
             in_flight: Gauge::default(),
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
+            config_reloads: Family::default(),
             evictions_seen: std::sync::atomic::AtomicU64::new(0),
         };
         registry.register(
@@ -174,6 +181,11 @@ impl EdgeMetrics {
             "Client connections the edge closed or refused, by reason (timeouts, evicted for room, refused when full)",
             metrics.connections_closed.clone(),
         );
+        registry.register(
+            "edge_config_reloads",
+            "Configuration reloads on SIGHUP by result (a failed one keeps the configuration in force)",
+            metrics.config_reloads.clone(),
+        );
         std::sync::Arc::new(metrics)
     }
 
@@ -187,6 +199,14 @@ impl EdgeMetrics {
             CacheStatus::Bypass => CacheLabel::bypass,
         };
         self.requests.get_or_create(&RequestLabels { cache }).inc();
+    }
+
+    /// Counts a configuration reload.
+    pub fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Counts a connection the edge closed or refused.

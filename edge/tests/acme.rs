@@ -161,6 +161,34 @@ fn s_client(address: Ipv4Addr, host: &str, root: &Path) -> String {
     )
 }
 
+/// A rustls handshake for `host` at the edge, verifying the chain against
+/// `root` and the name against `host`: the error if it fails.
+async fn rustls_verifies(address: Ipv4Addr, host: &str, root: &Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(root).unwrap();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect((address, TLS_PORT))
+        .await
+        .map_err(|error| error.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    connector
+        .connect(name, tcp)
+        .await
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
 /// The served leaf certificate in PEM, as s_client prints it.
 fn served_leaf(address: Ipv4Addr, host: &str, root: &Path) -> String {
     let text = s_client(address, host, root);
@@ -218,6 +246,13 @@ async fn http_01_gives_a_certificate_clients_verify_and_a_restart_serves_it_with
     assert!(
         verified.contains("Verify return code: 0 (ok)"),
         "{verified}"
+    );
+    rustls_verifies(address, NAMES[1], &root).await.unwrap();
+    // The chain is not accepted for a name it does not cover.
+    assert!(
+        rustls_verifies(address, "other.cdn.test", &root)
+            .await
+            .is_err()
     );
     assert_eq!(
         metric_line(&edge, "edge_acme_orders_total{result=\"issued\"}").await,

@@ -223,10 +223,18 @@ impl AdminRouter {
 }
 
 /// A running admin server.
-#[derive(Debug)]
 pub struct AdminServer {
     local_addr: SocketAddr,
+    state: Arc<ServerState>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for AdminServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminServer {
@@ -253,23 +261,32 @@ impl AdminServer {
             .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        if !local_addr.ip().is_loopback() && config.token.is_none() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{local_addr} is reachable beyond loopback; set admin.token"),
-            ));
-        }
+        let permissions = Permissions::of(config, local_addr)
+            .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
         let state = Arc::new(ServerState {
             routes: router.routes,
-            token: config.token.clone(),
-            reads_need_token: config.reads_need_token(local_addr),
-            config: config.clone(),
+            permissions: parking_lot::RwLock::new(Arc::new(permissions)),
         });
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let over_tls = tls.is_some();
-        let task = tokio::spawn(accept_loop(listener, state, slots, tls, shutdown));
+        let task = tokio::spawn(accept_loop(listener, state.clone(), slots, tls, shutdown));
         tracing::info!(%local_addr, tls = over_tls, "admin server listening");
-        Ok(Self { local_addr, task })
+        Ok(Self {
+            local_addr,
+            state,
+            task,
+        })
+    }
+
+    /// Applies a reloaded `[admin]`: the token, whether reads need it, and
+    /// the allowed networks, for the next request. The address and the
+    /// connection limit stay. A section that fails its checks (a token
+    /// removed while listening beyond loopback) changes nothing.
+    pub fn reconfigure(&self, config: &AdminConfig) -> Result<(), String> {
+        config.validate()?;
+        let permissions = Permissions::of(config, self.local_addr)?;
+        *self.state.permissions.write() = Arc::new(permissions);
+        Ok(())
     }
 
     /// The bound address (useful when the port was 0).
@@ -285,9 +302,35 @@ impl AdminServer {
 
 struct ServerState {
     routes: HashMap<String, Route>,
+    permissions: parking_lot::RwLock<Arc<Permissions>>,
+}
+
+impl ServerState {
+    fn permissions(&self) -> Arc<Permissions> {
+        self.permissions.read().clone()
+    }
+}
+
+/// Who may do what: replaced whole by [`AdminServer::reconfigure`].
+struct Permissions {
     token: Option<String>,
     reads_need_token: bool,
     config: AdminConfig,
+}
+
+impl Permissions {
+    fn of(config: &AdminConfig, local_addr: SocketAddr) -> Result<Self, String> {
+        if !local_addr.ip().is_loopback() && config.token.is_none() {
+            return Err(format!(
+                "{local_addr} is reachable beyond loopback; set admin.token"
+            ));
+        }
+        Ok(Self {
+            token: config.token.clone(),
+            reads_need_token: config.reads_need_token(local_addr),
+            config: config.clone(),
+        })
+    }
 }
 
 async fn accept_loop(
@@ -311,11 +354,11 @@ async fn accept_loop(
         DRAIN_TIMEOUT,
         move |stream, peer| {
             let state = state.clone();
-            let allowed = state.config.allows(peer.ip());
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
                 async move {
-                    if !allowed {
+                    // Per request: a reload may have changed the networks.
+                    if !state.permissions().config.allows(peer.ip()) {
                         return Ok::<_, Infallible>(respond(
                             StatusCode::FORBIDDEN,
                             "text/plain",
@@ -353,12 +396,15 @@ async fn dispatch(state: &ServerState, request: Request<Incoming>) -> AdminRespo
         }
         return response;
     }
+    let permissions = state.permissions();
     let needs_token = match route.access {
         Access::Open => false,
-        Access::Read => state.reads_need_token,
+        Access::Read => permissions.reads_need_token,
         Access::Change => true,
     };
-    if needs_token && let Some(refusal) = check_token(state.token.as_deref(), request.headers()) {
+    if needs_token
+        && let Some(refusal) = check_token(permissions.token.as_deref(), request.headers())
+    {
         return refusal;
     }
     let (parts, body) = request.into_parts();

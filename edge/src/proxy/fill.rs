@@ -61,7 +61,7 @@ impl Edge {
                     .insert(header::IF_MODIFIED_SINCE, modified.clone());
             }
         }
-        headers::add_via(&mut origin_parts.headers, &inner.settings.name);
+        headers::add_via(&mut origin_parts.headers, &inner.name);
         let request_time = SystemTime::now();
         let started = Instant::now();
         let peers = if parts.extensions.get::<FromPeer>().is_some() {
@@ -70,6 +70,7 @@ impl Edge {
             inner.ring.ask_for(key)
         };
         let sent = inner
+            .live()
             .origin
             .fill(&peers, &origin_parts, || Some(empty_body()))
             .await;
@@ -84,7 +85,8 @@ impl Edge {
                 finish(leader, Outcome::Failed);
                 return match stale {
                     Some(stale)
-                        if stale.usable_on_error(SystemTime::now(), inner.settings.grace) =>
+                        if stale
+                            .usable_on_error(SystemTime::now(), inner.live().settings.grace) =>
                     {
                         self.serve(&stale, parts, CacheStatus::Stale)
                     }
@@ -108,7 +110,7 @@ impl Edge {
                 return self.serve(&refreshed, parts, CacheStatus::Revalidated);
             }
             if head.status.is_server_error()
-                && stale.usable_on_error(response_time, inner.settings.grace)
+                && stale.usable_on_error(response_time, inner.live().settings.grace)
             {
                 finish(leader, Outcome::Failed);
                 return self.serve(stale, parts, CacheStatus::Stale);
@@ -138,7 +140,7 @@ impl Edge {
         }
         let decision = self.storability(parts, head.status, &head.headers, &directives, date);
         let too_large = content_length(&head.headers)
-            .is_some_and(|length| length > inner.settings.max_object_size);
+            .is_some_and(|length| length > inner.live().settings.max_object_size);
         let Storability::Store(lifetime) = decision else {
             if let Storability::Refuse(reason) = decision {
                 tracing::debug!(%key, reason, "not storing");
@@ -151,7 +153,7 @@ impl Edge {
             return self.stream(head, body, parts, CacheStatus::Miss);
         }
         let expected = content_length(&head.headers);
-        let limit = inner.settings.max_object_size;
+        let limit = inner.live().settings.max_object_size;
         let Some(mut reservation) = inner
             .fill_budget
             .reserve(expected.unwrap_or(FILL_STEP).min(limit))
@@ -164,7 +166,7 @@ impl Edge {
             body,
             expected,
             limit,
-            inner.origin.total_timeout,
+            inner.live().origin.total_timeout,
             &mut reservation,
         )
         .await;
@@ -266,7 +268,7 @@ impl Edge {
         directives: &Directives,
         date: SystemTime,
     ) -> Storability {
-        let settings = &self.inner.settings;
+        let settings = &self.inner.live().settings;
         policy::decide(&policy::Response {
             method: &Method::GET,
             authorized: parts.headers.contains_key(header::AUTHORIZATION),
@@ -342,7 +344,7 @@ impl Edge {
             directives: &directives,
             date,
             forced_ttl: self.forced_ttl(parts.uri.path()),
-            default_ttl: self.inner.settings.default_ttl,
+            default_ttl: self.inner.live().settings.default_ttl,
             cache_set_cookie: true,
         }) {
             Storability::Store(lifetime) => lifetime,

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -67,7 +68,6 @@ pub type Body = OriginBody;
 /// Cache settings the pipeline consults.
 #[derive(Debug, Clone)]
 struct Settings {
-    name: String,
     max_object_size: usize,
     max_request_body: usize,
     grace: Duration,
@@ -79,11 +79,23 @@ struct Settings {
     rules: TtlRules,
 }
 
-struct Inner {
+/// What the configuration decides per request, replaced whole by a reload
+/// ([`Edge::reconfigure`]); a request reads it once per step.
+struct Live {
     settings: Settings,
     keys: KeyRules,
-    store: Store,
     origin: Origin,
+    served_hosts: admit::ServedHosts,
+    https: https::HttpsPolicy,
+    trusted_peers: Vec<ipnet::IpNet>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+struct Inner {
+    /// `server.name`: in Via, and how peers know this edge.
+    name: String,
+    live: ArcSwap<Live>,
+    store: Store,
     coalescer: Coalescer,
     /// Warnings about responses too large to store, rate-limited.
     too_large_warning: shared::log_limit::LogLimiter,
@@ -96,12 +108,15 @@ struct Inner {
     draining: AtomicBool,
     draining_changed: Notify,
     ring: Ring,
-    served_hosts: admit::ServedHosts,
-    https: https::HttpsPolicy,
     /// Answers to the ACME CA's HTTP-01 validations, with `[acme]`.
     acme: Option<Arc<crate::acme::Challenges>>,
-    trusted_peers: Vec<ipnet::IpNet>,
-    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Inner {
+    /// The configuration in force.
+    fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.live.load()
+    }
 }
 
 /// Who a response goes to.
@@ -127,7 +142,7 @@ pub struct Edge {
 impl std::fmt::Debug for Edge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Edge")
-            .field("name", &self.inner.settings.name)
+            .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
 }
@@ -150,32 +165,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-impl Edge {
-    /// Builds the proxy from its configuration.
-    pub fn new(config: &Config, metrics: Arc<EdgeMetrics>) -> anyhow::Result<Self> {
+impl Live {
+    /// What `config` decides per request; fails on what the schema cannot
+    /// check (URLs, header names, rules).
+    fn new(config: &Config) -> anyhow::Result<Self> {
         let origin = Origin::new(&config.origin, &config.fill, &config.server.name)?;
-        let peers = config
-            .fill
-            .peers
-            .iter()
-            .enumerate()
-            .map(|(index, peer)| {
-                let base = peer_url(&peer.url)
-                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].url: {error}"))?;
-                let health = peer
-                    .health
-                    .as_deref()
-                    .map(peer_url)
-                    .transpose()
-                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].health: {error}"))?;
-                Ok(Peer {
-                    name: peer.name.clone(),
-                    base,
-                    health,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let ring = Ring::new(&config.server.name, peers, config.fill.peer_attempts);
         let cache = &config.cache;
         let mut targeted = vec![HeaderName::from_static("cdn-cache-control")];
         if let Some(name) = &cache.targeted_header {
@@ -200,30 +194,67 @@ impl Edge {
         let served_hosts =
             admit::ServedHosts::new(&config.server.hosts).map_err(anyhow::Error::msg)?;
         Ok(Self {
+            settings: Settings {
+                max_object_size: usize::try_from(cache.max_object_size.bytes())
+                    .unwrap_or(usize::MAX),
+                max_request_body: usize::try_from(config.server.max_request_body.bytes())
+                    .unwrap_or(usize::MAX),
+                grace: cache.grace.as_std(),
+                default_ttl: cache.default_ttl.as_std(),
+                cache_set_cookie: cache.cache_set_cookie,
+                targeted,
+                forward_targeted: cache.forward_targeted,
+                coalesce_timeout: cache.coalesce_timeout.as_std(),
+                rules,
+            },
+            keys: KeyRules {
+                query: cache.query,
+                headers: key_headers,
+            },
+            origin,
+            served_hosts,
+            https: https::HttpsPolicy::new(&config.tls),
+            trusted_peers: config.fill.trusted_peers.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        })
+    }
+}
+
+impl Edge {
+    /// Builds the proxy from its configuration.
+    pub fn new(config: &Config, metrics: Arc<EdgeMetrics>) -> anyhow::Result<Self> {
+        let live = Live::new(config)?;
+        let peers = config
+            .fill
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| {
+                let base = peer_url(&peer.url)
+                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].url: {error}"))?;
+                let health = peer
+                    .health
+                    .as_deref()
+                    .map(peer_url)
+                    .transpose()
+                    .map_err(|error| anyhow::anyhow!("fill.peers[{index}].health: {error}"))?;
+                Ok(Peer {
+                    name: peer.name.clone(),
+                    base,
+                    health,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ring = Ring::new(&config.server.name, peers, config.fill.peer_attempts);
+        let cache = &config.cache;
+        Ok(Self {
             inner: Arc::new(Inner {
-                settings: Settings {
-                    name: config.server.name.clone(),
-                    max_object_size: usize::try_from(cache.max_object_size.bytes())
-                        .unwrap_or(usize::MAX),
-                    max_request_body: usize::try_from(config.server.max_request_body.bytes())
-                        .unwrap_or(usize::MAX),
-                    grace: cache.grace.as_std(),
-                    default_ttl: cache.default_ttl.as_std(),
-                    cache_set_cookie: cache.cache_set_cookie,
-                    targeted,
-                    forward_targeted: cache.forward_targeted,
-                    coalesce_timeout: cache.coalesce_timeout.as_std(),
-                    rules,
-                },
-                keys: KeyRules {
-                    query: cache.query,
-                    headers: key_headers,
-                },
+                name: config.server.name.clone(),
+                live: ArcSwap::from_pointee(live),
                 store: Store::new(
                     usize::try_from(cache.capacity.bytes()).unwrap_or(usize::MAX),
                     usize::try_from(cache.max_object_size.bytes()).unwrap_or(usize::MAX),
                 ),
-                origin,
                 coalescer: Coalescer::default(),
                 too_large_warning: shared::log_limit::LogLimiter::new(Duration::from_secs(10)),
                 fill_budget: fill_budget::FillBudget::new(
@@ -236,16 +267,23 @@ impl Edge {
                 draining: AtomicBool::new(false),
                 draining_changed: Notify::new(),
                 ring,
-                served_hosts,
-                https: https::HttpsPolicy::new(&config.tls),
                 acme: config
                     .acme
                     .as_ref()
                     .map(|_| crate::acme::Challenges::new(crate::tls::provider())),
-                trusted_peers: config.fill.trusted_peers.clone(),
-                trusted_proxies: config.server.trusted_proxies.clone(),
             }),
         })
+    }
+
+    /// Applies a reloaded configuration to what it decides per request
+    /// (origins, parent, cache rules and keys, hosts, HTTPS policy, trusted
+    /// networks, body limit). The cache, the ring, in-flight fills and
+    /// connections carry on; a configuration that does not build changes
+    /// nothing. What needs a restart is [`crate::reload`]'s to say.
+    pub fn reconfigure(&self, config: &Config) -> anyhow::Result<()> {
+        let live = Live::new(config)?;
+        self.inner.live.store(Arc::new(live));
+        Ok(())
     }
 
     /// The answers to ACME validations, shared with the TLS listener and
@@ -261,7 +299,7 @@ impl Edge {
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         OriginBody,
     > {
-        self.inner.origin.client().clone()
+        self.inner.live().origin.client().clone()
     }
 
     /// The store (for purges, health and metrics).
@@ -298,12 +336,13 @@ impl Edge {
 
     /// The node name (`server.name`).
     pub fn name(&self) -> &str {
-        &self.inner.settings.name
+        &self.inner.name
     }
 
     /// Purges one URL (absolute, or a path on `host`); returns entries removed.
     pub fn purge_url(&self, url: &str, host: &str) -> usize {
         self.inner
+            .live()
             .keys
             .url_key_for(url, host)
             .map_or(0, |url_key| self.remove_url(&url_key))
@@ -313,7 +352,7 @@ impl Edge {
     /// `cache.key_headers` is set, by key-header values.
     fn remove_url(&self, url_key: &str) -> usize {
         let inner = &*self.inner;
-        if !inner.keys.has_key_headers() {
+        if !inner.live().keys.has_key_headers() {
             inner.coalescer.forget(url_key);
             return inner.store.remove(url_key);
         }
@@ -355,7 +394,7 @@ impl Edge {
     pub async fn handle(&self, request: Request<Incoming>, client: IpAddr) -> Response<Body> {
         let inner = &*self.inner;
         let _in_flight = InFlight::enter(inner);
-        if headers::is_loop(request.headers(), &inner.settings.name) {
+        if headers::is_loop(request.headers(), &inner.name) {
             return error_response(
                 StatusCode::LOOP_DETECTED,
                 "request loop: Via already names this edge",
@@ -370,7 +409,7 @@ impl Edge {
         }
         let (mut parts, body) = request.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        if let Err(refusal) = admit::admit(&mut parts, &inner.served_hosts) {
+        if let Err(refusal) = admit::admit(&mut parts, &inner.live().served_hosts) {
             return self.finish(refused(&refusal), Downstream::Client);
         }
         // Only the edges of the ring may ask for a fill without the ring.
@@ -393,7 +432,7 @@ impl Edge {
         let scheme = https::HttpsPolicy::scheme(&mut parts, trusted);
         // Edges of the CDN (ring peers, children filling from a parent)
         // fetch over whatever URL they were given.
-        if let Some(redirect) = inner.https.redirect(&parts, scheme, from_peer) {
+        if let Some(redirect) = inner.live().https.redirect(&parts, scheme, from_peer) {
             return self.finish(redirect, downstream);
         }
         // A GET or HEAD with content (which has no defined meaning, RFC 9110
@@ -407,7 +446,7 @@ impl Edge {
             self.pass(parts, Some(body)).await
         };
         let mut response = self.finish(response, downstream);
-        inner.https.add_hsts(scheme, response.headers_mut());
+        inner.live().https.add_hsts(scheme, response.headers_mut());
         response
     }
 
@@ -416,6 +455,7 @@ impl Edge {
     fn is_peer(&self, client: IpAddr) -> bool {
         let client = client.to_canonical();
         self.inner
+            .live()
             .trusted_peers
             .iter()
             .any(|network| network.contains(&client))
@@ -426,6 +466,7 @@ impl Edge {
     fn is_trusted_proxy(&self, client: IpAddr) -> bool {
         let client = client.to_canonical();
         self.inner
+            .live()
             .trusted_proxies
             .iter()
             .any(|network| network.contains(&client))
@@ -443,14 +484,14 @@ impl Edge {
         if downstream == Downstream::Client {
             self.strip_targeted(response.headers_mut());
         }
-        headers::add_via(response.headers_mut(), &self.inner.settings.name);
+        headers::add_via(response.headers_mut(), &self.inner.name);
         response
     }
 
     /// GET and HEAD: cache lookup, then fetch.
     async fn cacheable(&self, parts: hyper::http::request::Parts) -> Response<Body> {
         let inner = &*self.inner;
-        let key = inner.keys.key(&parts.uri, &parts.headers);
+        let key = inner.live().keys.key(&parts.uri, &parts.headers);
         let now = SystemTime::now();
         // RFC 9111 section 3.5: a request with credentials is answered from
         // the cache only by responses that allow sharing. Otherwise it is
@@ -487,7 +528,7 @@ impl Edge {
                 }
                 coalesce::Role::Waiter(waiter) => waiter,
             };
-            match waiter.outcome(inner.settings.coalesce_timeout).await {
+            match waiter.outcome(inner.live().settings.coalesce_timeout).await {
                 Some(Outcome::Stored) => {
                     if let Some(stored) = inner.store.get(&key, &parts.headers) {
                         return self.serve(&stored, &parts, CacheStatus::Hit);
@@ -555,10 +596,10 @@ impl Edge {
                 }
                 coalesce::Role::Waiter(waiter) => waiter,
             };
-            if stored.usable_on_error(now, inner.settings.grace) {
+            if stored.usable_on_error(now, inner.live().settings.grace) {
                 return self.serve(&stored, &parts, CacheStatus::Stale);
             }
-            match waiter.outcome(inner.settings.coalesce_timeout).await {
+            match waiter.outcome(inner.live().settings.coalesce_timeout).await {
                 Some(Outcome::Stored) => {
                     if let Some(fresh) = inner.store.get(&key, &parts.headers) {
                         return self.serve(&fresh, &parts, CacheStatus::Hit);
@@ -616,6 +657,7 @@ impl Edge {
     /// an invalid one is ignored as if absent.
     fn directives(&self, headers: &HeaderMap) -> Directives {
         self.inner
+            .live()
             .settings
             .targeted
             .iter()
@@ -627,16 +669,16 @@ impl Edge {
     /// Removes the targeted fields from a response for clients, unless
     /// configured to forward them (RFC 9213 section 3 makes removal a MAY).
     fn strip_targeted(&self, headers: &mut HeaderMap) {
-        if self.inner.settings.forward_targeted {
+        if self.inner.live().settings.forward_targeted {
             return;
         }
-        for name in &self.inner.settings.targeted {
+        for name in &self.inner.live().settings.targeted {
             headers.remove(name);
         }
     }
 
     fn forced_ttl(&self, path: &str) -> Option<Duration> {
-        self.inner.settings.rules.ttl_for(path)
+        self.inner.live().settings.rules.ttl_for(path)
     }
 }
 

@@ -21,17 +21,18 @@ impl Edge {
     ) -> Response<Body> {
         let inner = &*self.inner;
         if content_length(&parts.headers)
-            .is_some_and(|length| length > inner.settings.max_request_body)
+            .is_some_and(|length| length > inner.live().settings.max_request_body)
         {
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         let original = parts.clone();
-        headers::add_via(&mut parts.headers, &inner.settings.name);
-        let limit = inner.settings.max_request_body;
+        headers::add_via(&mut parts.headers, &inner.name);
+        let limit = inner.live().settings.max_request_body;
         let mut body = body.map(|body| Limited::new(body, limit).map_err(|error| error).boxed());
         let has_body = body.is_some();
         let started = Instant::now();
         let sent = inner
+            .live()
             .origin
             .send(&parts, || match body.take() {
                 Some(body) => Some(body),
@@ -64,7 +65,7 @@ impl Edge {
     /// RFC 9111 section 4.4: the target URI and same-host `Location` and
     /// `Content-Location` are invalidated after an unsafe request succeeds.
     fn invalidate(&self, request: &hyper::http::request::Parts, response: &HeaderMap) {
-        let keys = &self.inner.keys;
+        let keys = &self.inner.live().keys;
         let host = request
             .headers
             .get(header::HOST)

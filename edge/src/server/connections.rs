@@ -296,7 +296,8 @@ struct Open {
 /// Every open client connection.
 #[derive(Debug)]
 pub struct ConnectionTable {
-    limits: Limits,
+    /// Replaced by a reload ([`ConnectionTable::set_limits`]).
+    limits: parking_lot::RwLock<Limits>,
     clock: Arc<Clock>,
     open: Mutex<Open>,
     count: AtomicUsize,
@@ -326,11 +327,7 @@ impl ConnectionTable {
     /// An empty table.
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Self {
-            limits: Limits {
-                max_connections: limits.max_connections.max(1),
-                max_per_client: limits.max_per_client.max(1),
-                ..limits
-            },
+            limits: parking_lot::RwLock::new(Self::bounded(limits)),
             clock: Arc::new(Clock {
                 epoch: Instant::now(),
                 now: AtomicU64::new(0),
@@ -345,9 +342,30 @@ impl ConnectionTable {
         self.count.load(Ordering::Relaxed)
     }
 
+    fn bounded(limits: Limits) -> Limits {
+        Limits {
+            max_connections: limits.max_connections.max(1),
+            max_per_client: limits.max_per_client.max(1),
+            ..limits
+        }
+    }
+
     /// The bounds in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    pub fn limits(&self) -> Limits {
+        *self.limits.read()
+    }
+
+    /// Applies reloaded bounds: open connections are held to them from the
+    /// next sweep, new ones from their admission. `max_connections` and
+    /// `header_timeout` stay (the descriptor budget and the HTTP/1 parser
+    /// were sized with them at start).
+    pub fn set_limits(&self, limits: Limits) {
+        let mut current = self.limits.write();
+        *current = Self::bounded(Limits {
+            max_connections: current.max_connections,
+            header_timeout: current.header_timeout,
+            ..limits
+        });
     }
 
     /// Takes a slot for a connection from `peer`, closing longest-idle
@@ -360,9 +378,10 @@ impl ConnectionTable {
     ) -> Result<Admitted, CloseReason> {
         let client = ClientKey::of(peer);
         let now = self.clock.tick();
+        let limits = self.limits();
         let mut open = self.open.lock();
         let of_client = open.per_client.get(&client).copied().unwrap_or(0);
-        if of_client >= self.limits.max_per_client {
+        if of_client >= limits.max_per_client {
             let victim = open
                 .connections
                 .values()
@@ -375,7 +394,7 @@ impl ConnectionTable {
                 }
                 _ => return Err(CloseReason::RefusedPerClient),
             }
-        } else if open.connections.len() >= self.limits.max_connections {
+        } else if open.connections.len() >= limits.max_connections {
             // Close a batch, so that a flood of accepts at the limit does
             // not scan the table once per accept.
             let mut idle: Vec<&Arc<Connection>> = open
@@ -408,7 +427,7 @@ impl ConnectionTable {
             head_started: AtomicU64::new(UNSET),
             last_io: AtomicU64::new(now),
             abandoned: Mutex::new((now, 0)),
-            max_abandoned: self.limits.max_abandoned_requests,
+            max_abandoned: limits.max_abandoned_requests,
             close: CancellationToken::new(),
             reason: Mutex::new(None),
         });
@@ -437,12 +456,13 @@ impl ConnectionTable {
     /// Tells every overdue connection to close; returns why each was.
     pub fn reap(&self) -> Vec<CloseReason> {
         let now = self.clock.tick();
+        let limits = self.limits();
         let open = self.open.lock();
-        let pressure = open.connections.len() * 4 > self.limits.max_connections * 3;
+        let pressure = open.connections.len() * 4 > limits.max_connections * 3;
         open.connections
             .values()
             .filter_map(|connection| {
-                let reason = connection.overdue(now, &self.limits, pressure)?;
+                let reason = connection.overdue(now, &limits, pressure)?;
                 connection.tell_to_close(reason).then_some(reason)
             })
             .collect()
@@ -450,7 +470,7 @@ impl ConnectionTable {
 
     /// Share of the connection slots in use, 0 to 1.
     pub fn utilisation(&self) -> f64 {
-        self.open() as f64 / self.limits.max_connections as f64
+        self.open() as f64 / self.limits().max_connections as f64
     }
 }
 

@@ -95,7 +95,8 @@ pub enum Accepted<IO> {
 /// Certificates being served and the settings shared by every connection.
 pub struct TlsTermination {
     current: ArcSwap<CertificateSet>,
-    files: Vec<crate::config::CertificateFiles>,
+    /// `tls.certificates`, replaced by a configuration reload.
+    files: parking_lot::RwLock<Vec<CertificateFiles>>,
     /// Kept by `[acme]`: loaded when present.
     managed: Vec<crate::config::CertificateFiles>,
     challenges: Option<Arc<Challenges>>,
@@ -217,7 +218,7 @@ impl TlsTermination {
             current: ArcSwap::from_pointee(CertificateSet {
                 certificates: Vec::new(),
             }),
-            files: config.certificates.clone(),
+            files: parking_lot::RwLock::new(config.certificates.clone()),
             managed,
             challenges,
             settings,
@@ -234,7 +235,11 @@ impl TlsTermination {
     }
 
     fn load(&self) -> anyhow::Result<CertificateSet> {
-        let mut certificates = load_all(&self.files, &self.settings.provider)
+        self.load_with(&self.files.read())
+    }
+
+    fn load_with(&self, files: &[CertificateFiles]) -> anyhow::Result<CertificateSet> {
+        let mut certificates = load_all(files, &self.settings.provider)
             .map_err(|errors| anyhow::anyhow!("{}", join(&errors)))?;
         certificates.extend(load_present(&self.managed, &self.settings.provider));
         if certificates.is_empty() && self.managed.is_empty() {
@@ -246,6 +251,20 @@ impl TlsTermination {
     /// Re-reads the certificate files; on any error the current ones stay.
     pub fn reload(&self) -> anyhow::Result<usize> {
         let loaded = self.load();
+        self.install(loaded)
+    }
+
+    /// Serves the certificates of a reloaded `tls.certificates` (and those
+    /// `[acme]` keeps); on any error the current files and certificates stay.
+    pub fn replace_files(&self, files: Vec<CertificateFiles>) -> anyhow::Result<usize> {
+        let loaded = self.load_with(&files);
+        if loaded.is_ok() {
+            *self.files.write() = files;
+        }
+        self.install(loaded)
+    }
+
+    fn install(&self, loaded: anyhow::Result<CertificateSet>) -> anyhow::Result<usize> {
         match loaded {
             Ok(set) => {
                 let count = set.certificates.len();
@@ -273,8 +292,8 @@ impl TlsTermination {
 
     /// The configured files, watched for changes (those kept by `[acme]`
     /// are reloaded by its task once both files are written).
-    pub fn files(&self) -> &[CertificateFiles] {
-        &self.files
+    pub fn files(&self) -> Vec<CertificateFiles> {
+        self.files.read().clone()
     }
 
     /// Runs the server side of a client handshake on `io`.

@@ -1,6 +1,6 @@
-//! Re-reads the certificate files on SIGHUP and when they change, as ACME
-//! clients and secret mounts replace them (a rename, or a symlink that
-//! moves). Files are compared by what `stat` says through symlinks, every
+//! Re-reads the certificate files when they change, as ACME clients and
+//! secret mounts replace them (a rename, or a symlink that moves); SIGHUP
+//! re-reads them too, with the whole configuration ([`crate::reload`]). Files are compared by what `stat` says through symlinks, every
 //! `tls.watch_interval`. A change that does not load (a certificate written
 //! before its key, say) leaves the current certificates serving and is
 //! tried again at the next change.
@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use super::TlsTermination;
@@ -42,35 +41,28 @@ fn stamps(termination: &TlsTermination) -> Vec<Option<Stamp>> {
         .collect()
 }
 
-/// Reloads `termination` on each SIGHUP (`reload` changes) and when its
-/// files change, until `shutdown`; refreshes the expiry gauge meanwhile.
+/// Reloads `termination` when its files change, until `shutdown`;
+/// refreshes the expiry gauge meanwhile.
 pub async fn watch(
     termination: Arc<TlsTermination>,
     interval: Duration,
-    mut reload: Receiver<u64>,
     shutdown: CancellationToken,
 ) {
     let mut seen = stamps(&termination);
-    let mut signals_open = true;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let asked = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            changed = reload.changed(), if signals_open => {
-                // Without signals, the files are still watched.
-                signals_open = changed.is_ok();
-                signals_open
-            }
-            _ = ticks.tick() => false,
-        };
+            _ = ticks.tick() => {}
+        }
         termination.refresh_expiry(SystemTime::now());
         let now = stamps(&termination);
-        if !asked && now == seen {
+        if now == seen {
             continue;
         }
         seen = now;
-        let why = if asked { "SIGHUP" } else { "files changed" };
+        let why = "files changed";
         match termination.reload() {
             Ok(count) => tracing::info!(certificates = count, why, "TLS certificates reloaded"),
             Err(error) => tracing::error!(
