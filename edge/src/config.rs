@@ -41,6 +41,73 @@ pub struct Config {
     /// region's edges, then a parent.
     #[serde(default)]
     pub fill: FillConfig,
+    /// One line per request, written off the request path.
+    #[serde(default)]
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// File appended to (created mode 0640, reopened on SIGHUP for
+    /// logrotate); `"-"` for standard output.
+    pub path: std::path::PathBuf,
+    /// `"combined"` (the combined log format with the CDN's fields
+    /// appended) or `"json"` (one object per line).
+    #[serde(default)]
+    pub format: AccessLogFormat,
+    /// Share of requests logged, from 0 to 1.
+    #[serde(default = "default_access_log_sample")]
+    pub sample: f64,
+    /// Lines waiting for the writer at most; past it lines are dropped
+    /// and counted, never waited for.
+    #[serde(default = "default_access_log_queue")]
+    pub queue: usize,
+}
+
+/// An access log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// Apache/nginx combined, then host, cache status, upstream, total and
+    /// first-byte seconds.
+    #[default]
+    Combined,
+    /// A JSON object per line.
+    Json,
+}
+
+fn default_access_log_sample() -> f64 {
+    1.0
+}
+
+fn default_access_log_queue() -> usize {
+    16_384
+}
+
+impl AccessLogConfig {
+    /// Makes a relative path relative to `base` (the configuration's
+    /// directory); `"-"` stays standard output.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if self.path.is_relative() && self.path.as_os_str() != "-" {
+            self.path = base.join(&self.path);
+        }
+    }
+
+    /// Checks what the schema cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.sample) {
+            return Err(format!(
+                "access_log.sample: {} is not a share between 0 and 1",
+                self.sample
+            ));
+        }
+        if self.queue == 0 {
+            return Err("access_log.queue: must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[announce]`: the member record this edge keeps alive in etcd; geodns

@@ -9,9 +9,10 @@ use shared::admin::AdminTls;
 use shared::{AdminServer, Signals};
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log::AccessLog;
 use crate::acme::{AcmeMetrics, AcmeTasks};
 use crate::cluster::Cluster;
-use crate::config::{Config, DEFAULT_ADMIN_PORT};
+use crate::config::{AccessLogConfig, Config, DEFAULT_ADMIN_PORT};
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
 use crate::server::HttpServer;
@@ -25,6 +26,8 @@ pub struct Daemon {
     cluster: Option<Cluster>,
     tls: Option<(Arc<TlsTermination>, std::time::Duration)>,
     metrics: Arc<EdgeMetrics>,
+    /// Reopened on SIGHUP, for logrotate.
+    access_log: Option<AccessLog>,
     /// The file SIGHUP re-reads, and the configuration the process started
     /// with (what needs a restart is compared with it).
     source: PathBuf,
@@ -43,6 +46,9 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     if let Some(acme) = &mut config.acme {
         acme.resolve_paths(directory);
     }
+    if let Some(access_log) = &mut config.access_log {
+        access_log.resolve_paths(directory);
+    }
     // Every check runs, so that one check-config shows every error.
     let mut errors: Vec<String> = [
         config.admin.validate(),
@@ -55,6 +61,9 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     .collect();
     if let Some(acme) = &config.acme {
         errors.extend(acme.validate(config.cluster.is_some()));
+    }
+    if let Some(Err(error)) = config.access_log.as_ref().map(AccessLogConfig::validate) {
+        errors.push(error);
     }
     if let Err(certificate_errors) = crate::tls::check(&config.tls) {
         errors.extend(
@@ -102,12 +111,18 @@ impl Daemon {
                 tls_metrics,
             )?))
         };
+        let access_log = config
+            .access_log
+            .as_ref()
+            .map(|log| AccessLog::start(log, &mut registry))
+            .transpose()?;
         let http = HttpServer::start(
             &config.server,
             tls.clone()
                 .map(|termination| (config.tls.listen.as_slice(), termination)),
             edge.clone(),
             metrics.clone(),
+            access_log.clone(),
             shutdown.clone(),
         )
         .await?;
@@ -157,6 +172,7 @@ impl Daemon {
             cluster,
             tls: tls.map(|termination| (termination, config.tls.watch_interval.as_std())),
             metrics,
+            access_log,
             source: source.to_path_buf(),
             started: config.clone(),
         })
@@ -208,6 +224,9 @@ impl Daemon {
     fn reload(&self) {
         let path = self.source.display().to_string();
         tracing::info!(file = path, "SIGHUP: reloading the configuration");
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
         let config = match load(&self.source) {
             Ok(config) => config,
             Err(error) => {

@@ -5,6 +5,7 @@
 //! thin shell over this library so that tests and benchmarks reach the same
 //! code.
 
+pub mod access_log;
 pub mod acme;
 pub mod admin;
 pub mod authority;

@@ -35,6 +35,12 @@ struct CloseLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResponseLabels {
+    class: &'static str,
+    cache: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -75,6 +81,9 @@ pub struct EdgeMetrics {
     pub connections_open: Gauge,
     connections_closed: Family<CloseLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
+    responses: Family<ResponseLabels, Counter>,
+    request_duration: AtomicHistogram,
+    response_bytes: Counter,
     evictions_seen: std::sync::atomic::AtomicU64,
 }
 
@@ -99,6 +108,9 @@ impl EdgeMetrics {
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
             config_reloads: Family::default(),
+            responses: Family::default(),
+            request_duration: AtomicHistogram::exponential(0.0001, 18),
+            response_bytes: Counter::default(),
             evictions_seen: std::sync::atomic::AtomicU64::new(0),
         };
         registry.register(
@@ -182,6 +194,21 @@ impl EdgeMetrics {
             metrics.connections_closed.clone(),
         );
         registry.register(
+            "edge_responses",
+            "Responses to clients by status class and cache status (HIT, MISS, STALE, REVALIDATED, BYPASS, or - for the edge's own answers)",
+            metrics.responses.clone(),
+        );
+        registry.register(
+            "edge_request_duration_seconds",
+            "Client requests from arrival to the last byte of the response (or the client leaving)",
+            metrics.request_duration.clone(),
+        );
+        registry.register(
+            "edge_response_body_bytes",
+            "Response body bytes sent to clients, hits and misses alike",
+            metrics.response_bytes.clone(),
+        );
+        registry.register(
             "edge_config_reloads",
             "Configuration reloads on SIGHUP by result (a failed one keeps the configuration in force)",
             metrics.config_reloads.clone(),
@@ -199,6 +226,28 @@ impl EdgeMetrics {
             CacheStatus::Bypass => CacheLabel::bypass,
         };
         self.requests.get_or_create(&RequestLabels { cache }).inc();
+    }
+
+    /// Counts a response sent (or cut short) to a client.
+    pub fn responded(
+        &self,
+        status: u16,
+        cache: &'static str,
+        duration: std::time::Duration,
+        bytes: u64,
+    ) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.responses
+            .get_or_create(&ResponseLabels { class, cache })
+            .inc();
+        self.request_duration.observe(duration);
+        self.response_bytes.inc_by(bytes);
     }
 
     /// Counts a configuration reload.

@@ -15,7 +15,7 @@ use crate::config::Config;
 
 /// The settings `new` changes that only a restart applies.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 21] = [
+    let checks: [(&'static str, bool); 22] = [
         ("server.listen", old.server.listen != new.server.listen),
         ("server.name", old.server.name != new.server.name),
         (
@@ -72,6 +72,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
                 || old.fill.peer_attempts != new.fill.peer_attempts,
         ),
         ("acme", old.acme != new.acme),
+        ("access_log", old.access_log != new.access_log),
     ];
     checks
         .into_iter()
@@ -93,7 +94,7 @@ mod tests {
         let live = parse(
             "[origin]\nurls = [\"http://127.0.0.1:10\"]\n[cache]\ndefault_ttl = \"1m\"\n[admin]\ntoken = \"t\"\n",
         );
-        assert!(needs_restart(&old, &live).is_empty());
+        assert_eq!(needs_restart(&old, &live), Vec::<&str>::new());
         let sized = parse(
             "[server]\nlisten = [\"127.0.0.1:81\"]\n[origin]\nurls = [\"http://127.0.0.1:9\"]\n[cache]\ncapacity = \"1GiB\"\n",
         );

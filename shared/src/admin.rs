@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{self, Registry};
 
 /// `[admin]` section of either binary's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on; loopback and the binary's default port when unset.
@@ -59,6 +59,20 @@ pub struct AdminConfig {
 
 fn default_max_connections() -> usize {
     64
+}
+
+/// What a file without `[admin]` gets: the same as an empty section (a
+/// derived default would allow one connection, not 64).
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            token: None,
+            max_connections: default_max_connections(),
+            token_for_reads: None,
+            allow: Vec::new(),
+        }
+    }
 }
 
 impl AdminConfig {

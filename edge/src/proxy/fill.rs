@@ -77,6 +77,7 @@ impl Edge {
         let response = match sent {
             Ok((response, upstream)) => {
                 inner.metrics.filled_from(upstream);
+                super::UpstreamNote::note_on(parts, upstream);
                 response
             }
             Err(error) => {

@@ -48,7 +48,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Notify;
 
 pub use coalesce::{Coalescer, Outcome};
-pub use origin::{FILL_FROM_PEER, Origin, OriginBody, OriginError, Upstream, peer_url};
+pub use origin::{
+    FILL_FROM_PEER, Origin, OriginBody, OriginError, Upstream, UpstreamNote, peer_url,
+};
 pub use respond::CacheStatus;
 pub use ring::{Peer, Ring, RingPeer};
 

@@ -50,6 +50,31 @@ pub enum Upstream {
     Origin,
 }
 
+/// Where a request's response came from, noted by the proxy for the
+/// access log (written once the response has been sent). Only requests
+/// being logged carry one, in their extensions.
+#[derive(Debug, Default)]
+pub struct UpstreamNote(std::sync::OnceLock<Upstream>);
+
+impl UpstreamNote {
+    /// Notes `upstream` (the first note stands).
+    pub fn note(&self, upstream: Upstream) {
+        let _ = self.0.set(upstream);
+    }
+
+    /// What was noted.
+    pub fn get(&self) -> Option<Upstream> {
+        self.0.get().copied()
+    }
+
+    /// Notes `upstream` on the request of `parts`, if it carries a note.
+    pub fn note_on(parts: &hyper::http::request::Parts, upstream: Upstream) {
+        if let Some(note) = parts.extensions.get::<std::sync::Arc<Self>>() {
+            note.note(upstream);
+        }
+    }
+}
+
 impl Upstream {
     /// Label for metrics and logs.
     pub fn as_str(self) -> &'static str {

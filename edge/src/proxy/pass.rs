@@ -42,7 +42,10 @@ impl Edge {
             })
             .await;
         let response = match sent {
-            Ok(response) => response,
+            Ok(response) => {
+                super::UpstreamNote::note_on(&original, super::Upstream::Origin);
+                response
+            }
             Err(error) => {
                 inner.metrics.origin("error", started.elapsed());
                 return origin_error_response(&error);

@@ -8,6 +8,7 @@
 //! `sendfile`.
 
 pub mod connections;
+mod exchange;
 mod io;
 mod proxy_protocol;
 mod tracked_body;
@@ -63,6 +64,7 @@ struct Shared {
     /// the connections still sending theirs (bounded like the table).
     proxy_protocol: Option<ProxyProtocol>,
     header_timeout: Duration,
+    recorder: exchange::Recorder,
 }
 
 struct ProxyProtocol {
@@ -78,6 +80,7 @@ impl HttpServer {
         tls: Option<(&[SocketAddr], Arc<TlsTermination>)>,
         edge: Edge,
         metrics: Arc<EdgeMetrics>,
+        access_log: Option<crate::access_log::AccessLog>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
@@ -109,10 +112,11 @@ impl HttpServer {
             builder,
             edge,
             table: table.clone(),
-            metrics,
+            metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             proxy_protocol,
             header_timeout: config.header_timeout.as_std(),
+            recorder: exchange::Recorder::new(metrics.clone(), access_log),
         });
         let mut tasks = tokio::task::JoinSet::new();
         let mut addresses = Vec::new();
@@ -360,17 +364,21 @@ async fn serve_http<IO>(
 {
     let edge = shared.edge.clone();
     let on_connection = connection.clone();
+    let recorder = shared.recorder.clone();
     let service = hyper::service::service_fn(move |mut request| {
         let edge = edge.clone();
         let mut in_flight = on_connection.request_started();
         if let Some(session) = &session {
             request.extensions_mut().insert(session.clone());
         }
+        let arrival = recorder.arrived(&mut request, peer.ip());
+        let recorder = recorder.clone();
         async move {
             let response = edge.handle(request, peer.ip()).await;
             // A request dropped before here was abandoned by its client.
             in_flight.complete();
-            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+            let exchange = recorder.answered(arrival, &response);
+            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight, exchange)))
         }
     });
     let served = shared.builder.serve_connection(TokioIo::new(io), service);

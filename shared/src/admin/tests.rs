@@ -215,3 +215,38 @@ fn secrets_compare_by_content_and_length() {
     assert!(!secrets_match(b"s3crets3cret", b"s3cret"));
     assert!(!secrets_match(b"", b""));
 }
+
+#[test]
+fn a_file_without_an_admin_section_gets_the_limits_of_an_empty_one() {
+    let empty: AdminConfig = crate::config::parse("edge.toml", "").unwrap();
+    assert_eq!(AdminConfig::default(), empty);
+    assert_eq!(AdminConfig::default().max_connections, 64);
+}
+
+#[tokio::test]
+async fn a_reload_changes_the_token_for_the_next_request() {
+    let (server, shutdown) = start(Some("old")).await;
+    let addr = server.local_addr();
+    assert!(
+        exchange(addr, &post("/purge", Some("old"), "x"))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    server
+        .reconfigure(&AdminConfig {
+            token: Some("new".into()),
+            ..AdminConfig::default()
+        })
+        .unwrap();
+    assert!(
+        exchange(addr, &post("/purge", Some("old"), "x"))
+            .await
+            .starts_with("HTTP/1.1 401")
+    );
+    assert!(
+        exchange(addr, &post("/purge", Some("new"), "x"))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    shutdown.cancel();
+}
