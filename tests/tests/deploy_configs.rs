@@ -84,3 +84,151 @@ fn demo_geodns_config_builds() {
     .unwrap();
     assert_eq!(snapshot.services[0].edges.len(), 3);
 }
+
+/// Runs promtool with `args` in deploy/monitoring; `None` when it is missing.
+fn promtool(args: &[&str]) -> Option<std::process::Output> {
+    let output = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(deploy("monitoring"))
+        .output();
+    match output {
+        Ok(output) => Some(output),
+        Err(_) => {
+            e2e::requirements::missing("promtool is not installed", "apt-get install prometheus");
+            None
+        }
+    }
+}
+
+#[test]
+fn alert_rules_are_valid_and_fire_on_the_series_they_describe() {
+    let Some(checked) = promtool(&["check", "rules", "alerts.yml"]) else {
+        return;
+    };
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let tested = promtool(&["test", "rules", "alerts.test.yml"]).unwrap();
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+}
+
+#[test]
+fn the_dashboard_is_grafana_json_whose_panels_all_query() {
+    let text = std::fs::read_to_string(deploy("monitoring/grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(dashboard["uid"], "geocdn");
+    let panels = dashboard["panels"].as_array().unwrap();
+    let queried: Vec<&serde_json::Value> = panels
+        .iter()
+        .filter(|panel| panel["type"] != "row")
+        .collect();
+    assert!(queried.len() >= 20);
+    let mut ids = std::collections::HashSet::new();
+    for panel in &queried {
+        assert!(ids.insert(panel["id"].as_u64().unwrap()), "duplicate id");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for target in targets {
+            assert!(target["expr"].as_str().is_some_and(|expr| !expr.is_empty()));
+        }
+    }
+}
+
+/// Every identifier of the form `edge_*`, `dns_*`, `cluster_*` in `text`,
+/// without the suffixes Prometheus adds (`_total`, `_bucket`...).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let is_ident =
+            |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_';
+        if !is_ident(bytes[start]) || (start > 0 && is_ident(bytes[start - 1])) {
+            start += 1;
+            continue;
+        }
+        let mut end = start;
+        while end < bytes.len() && is_ident(bytes[end]) {
+            end += 1;
+        }
+        let word = &text[start..end];
+        // A metric is followed by a selector, a range, or the end of an
+        // expression; a label name by `=`, `~` or `!`.
+        let next = bytes.get(end).copied().unwrap_or(b' ');
+        let is_metric = ["edge_", "dns_", "cluster_"]
+            .iter()
+            .any(|prefix| word.starts_with(prefix))
+            && !matches!(next, b'=' | b'~' | b'!');
+        if is_metric {
+            let mut name = word;
+            for suffix in ["_bucket", "_count", "_sum", "_total"] {
+                name = name.strip_suffix(suffix).unwrap_or(name);
+            }
+            names.insert(name.to_string());
+        }
+        start = end;
+    }
+    names
+}
+
+/// The metric names the binaries register: the string literals of the
+/// crates that register metrics.
+fn registered_names() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, names: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, names);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for literal in text.split('"').skip(1).step_by(2) {
+                    if literal.bytes().all(|byte| {
+                        byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_'
+                    }) {
+                        names.insert(literal.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut names = std::collections::BTreeSet::new();
+    for crate_dir in ["edge/src", "geodns/src", "shared/src"] {
+        walk(&root.join(crate_dir), &mut names);
+    }
+    names
+}
+
+#[test]
+fn rules_and_dashboard_use_only_metrics_the_binaries_register() {
+    let registered = registered_names();
+    for file in ["monitoring/alerts.yml", "monitoring/grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(deploy(file)).unwrap();
+        let used = metric_names(&text);
+        assert!(used.len() >= 8, "{file}: {used:?}");
+        let unknown: Vec<&String> = used.difference(&registered).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses metrics nobody registers: {unknown:?}"
+        );
+    }
+}
+
+#[test]
+fn metric_names_are_found_and_label_names_are_not() {
+    let names = metric_names(
+        r#"sum by (edge) (rate(edge_responses_total{edge_x="1", class="5xx"}[5m])) / edge_tls_certificate_expiry_seconds"#,
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["edge_responses", "edge_tls_certificate_expiry_seconds"]
+    );
+}
