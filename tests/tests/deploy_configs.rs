@@ -232,3 +232,40 @@ fn metric_names_are_found_and_label_names_are_not() {
         ["edge_responses", "edge_tls_certificate_expiry_seconds"]
     );
 }
+
+#[test]
+fn units_leave_their_state_and_log_directories_writable() {
+    for unit in ["systemd/geodns.service", "systemd/edge.service"] {
+        let text = std::fs::read_to_string(deploy(unit)).unwrap();
+        let values = |key: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .flat_map(|value| {
+                    value
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let read_only = values("ReadOnlyPaths");
+        let writable: Vec<String> = values("StateDirectory")
+            .iter()
+            .map(|name| format!("/var/lib/{name}"))
+            .chain(
+                values("LogsDirectory")
+                    .iter()
+                    .map(|name| format!("/var/log/{name}")),
+            )
+            .collect();
+        assert!(!writable.is_empty(), "{unit}");
+        for directory in &writable {
+            assert!(
+                !read_only
+                    .iter()
+                    .any(|path| directory.starts_with(path.as_str())),
+                "{unit}: {directory} is both the service's own and read-only"
+            );
+        }
+    }
+}
