@@ -241,3 +241,25 @@ async fn metrics_of_both_binaries_are_clean_prometheus_text_and_openmetrics_on_r
         assert!(openmetrics.body.ends_with("# EOF\n"), "{program}");
     }
 }
+
+#[test]
+fn the_demo_explains_itself_and_refuses_unknown_arguments() {
+    let help = Command::new(binary("geocdn-demo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--cluster") && text.contains("origin"),
+        "{text}"
+    );
+    let unknown = Command::new(binary("geocdn-demo"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("unexpected argument '--bogus'"), "{said}");
+    assert!(!said.contains("backtrace"), "{said}");
+}

@@ -46,16 +46,32 @@ const ANNOUNCED_EDGES: [(&str, &str, &str); 2] = [
 ];
 const ETCD: &str = "127.0.0.20";
 
+/// A complete CDN on loopback: an origin, three edges and geodns, with a
+/// walkthrough to paste. Ctrl-C stops everything.
+#[derive(Debug, clap::Parser)]
+#[command(name = "geocdn-demo", version, about, long_about = None)]
+struct Cli {
+    /// Add an etcd (127.0.0.20:2379, apt etcd-server) and two edges that
+    /// announce themselves through it instead of being configured.
+    #[arg(long)]
+    cluster: bool,
+    #[command(subcommand)]
+    command: Option<Only>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Only {
+    /// Serve only the sample origin (the namespace lab uses it).
+    Origin {
+        /// Address to listen on.
+        address: SocketAddr,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // `geocdn-demo origin ADDRESS`: only the sample origin (the lab uses it).
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("origin") {
-        let address: SocketAddr = args
-            .get(2)
-            .context("usage: geocdn-demo origin ADDRESS:PORT")?
-            .parse()
-            .context("origin address")?;
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(Only::Origin { address }) = cli.command {
         origin::serve(address).await?;
         println!("origin serving on http://{address}");
         let mut terminate =
@@ -66,12 +82,7 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let cluster = args.iter().skip(1).any(|arg| arg == "--cluster");
-    if let Some(unknown) = args.iter().skip(1).find(|arg| arg.as_str() != "--cluster") {
-        anyhow::bail!(
-            "unknown argument {unknown}; usage: geocdn-demo [--cluster] | geocdn-demo origin ADDRESS:PORT"
-        );
-    }
+    let cluster = cli.cluster;
     let binaries = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
