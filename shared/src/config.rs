@@ -25,6 +25,10 @@ pub enum ConfigError {
     /// The file was read but is not valid TOML or does not fit the schema.
     #[error("{0}")]
     Invalid(Box<InvalidConfig>),
+    /// The file has several TOML syntax errors: every one, in order (the
+    /// parser recovers after each, so one check shows them all).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Syntax(Vec<InvalidConfig>),
     /// The file holds nothing but blanks and comments: most likely the
     /// wrong file, or one truncated by a failed copy.
     #[error(
@@ -108,13 +112,132 @@ pub fn parse<T: DeserializeOwned>(path: impl AsRef<Path>, text: &str) -> Result<
         }))
     };
 
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|error| invalid(error.span(), String::new(), tidy_message(error.message())))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        let message = tidy_message(error.message());
+        let first_at = error.span().map(|span| span.start);
+        // toml's own message first (it also checks values, such as an
+        // unquoted string), then the other lines the recovering parser
+        // finds fault with: one error per line, so that a cascade stays
+        // readable, and at most MAX_SYNTAX_ERRORS.
+        let (found, cascade) = syntax_errors(text);
+        // After an open bracket, toml's own message is part of the cascade.
+        let mut errors: Vec<(usize, String)> = first_at
+            .filter(|_| !cascade)
+            .map(|at| (at, message.clone()))
+            .into_iter()
+            .collect();
+        let mut lines: Vec<usize> = errors
+            .iter()
+            .map(|(at, _)| line_and_column(text, *at).0)
+            .collect();
+        for (at, message) in found {
+            let line = line_and_column(text, at).0;
+            if !lines.contains(&line) && errors.len() < MAX_SYNTAX_ERRORS {
+                lines.push(line);
+                errors.push((at, message));
+            }
+        }
+        match errors.len() {
+            0 => return invalid(error.span(), String::new(), message),
+            1 => {
+                let (at, message) = errors.remove(0);
+                return invalid(Some(at..at), String::new(), message);
+            }
+            _ => {}
+        }
+        let sorted_from = usize::from(!cascade);
+        errors[sorted_from..].sort_by_key(|(at, _)| *at);
+        ConfigError::Syntax(
+            errors
+                .into_iter()
+                .map(|(offset, message)| {
+                    let (line, column) = line_and_column(text, offset);
+                    InvalidConfig {
+                        path: path.to_path_buf(),
+                        line: Some(line),
+                        column: Some(column),
+                        key: String::new(),
+                        message,
+                    }
+                })
+                .collect(),
+        )
+    })?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let key = key_path(error.path());
         let inner = error.into_inner();
         invalid(inner.span(), key, tidy_message(inner.message()))
     })
+}
+
+/// Syntax errors reported for one file at most.
+const MAX_SYNTAX_ERRORS: usize = 10;
+
+/// Every TOML syntax error of `text`, by byte offset, as the parser under
+/// `toml` finds them when it recovers after each.
+/// Also says whether a bracket left open made the rest of the file read as
+/// its contents (then only what precedes it, and the bracket, are kept).
+fn syntax_errors(text: &str) -> (Vec<(usize, String)>, bool) {
+    let source = toml_parser::Source::new(text);
+    let tokens: Vec<_> = source.lex().collect();
+    let mut errors: Vec<toml_parser::ParseError> = Vec::new();
+    toml_parser::parser::parse_document(&tokens, &mut (), &mut errors);
+    let mut found: Vec<(usize, String)> = errors
+        .iter()
+        .map(|error| {
+            // An unclosed bracket is found at the end of the file; it is
+            // named where it was opened (its context).
+            let unclosed = spans_lines(error);
+            let span = if unclosed {
+                error.context().or(error.unexpected())
+            } else {
+                error.unexpected().or(error.context())
+            };
+            let at = span.map_or(0, |span| span.start());
+            let mut message = error.description().to_string();
+            if let Some(expected) = error.expected().filter(|expected| !expected.is_empty()) {
+                let names: Vec<String> = expected
+                    .iter()
+                    .map(|expected| match expected {
+                        toml_parser::Expected::Literal("\n") => "a new line".to_string(),
+                        toml_parser::Expected::Literal(literal) => format!("`{literal}`"),
+                        toml_parser::Expected::Description(description) => {
+                            (*description).to_string()
+                        }
+                        _ => String::from("?"),
+                    })
+                    .collect();
+                message.push_str(&format!(", expected {}", names.join(" or ")));
+            }
+            (at, message)
+        })
+        .collect();
+    // What follows an unclosed bracket is read as its contents: those
+    // complaints are the same mistake.
+    let opened = errors
+        .iter()
+        .zip(&found)
+        .filter(|(error, _)| spans_lines(error))
+        .map(|(_, (at, _))| *at)
+        .min();
+    if let Some(opened) = opened {
+        found = errors
+            .iter()
+            .zip(found)
+            .filter(|(error, (at, _))| *at <= opened || spans_lines(error))
+            .map(|(_, entry)| entry)
+            .collect();
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.dedup();
+    (found, opened.is_some())
+}
+
+/// Whether `error` is a bracket left open that can swallow the lines after
+/// it (an array or an inline table; a table header ends with its line).
+fn spans_lines(error: &toml_parser::ParseError) -> bool {
+    let description = error.description();
+    description.starts_with("unclosed array") || description.starts_with("unclosed inline table")
 }
 
 /// What checks after parsing found wrong in a file (references between
@@ -330,6 +453,25 @@ mod tests {
         parse::<Root>("geodns.toml", toml)
             .expect_err("config should be rejected")
             .to_string()
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported_one_per_line() {
+        let text = "name = \"a\"\n[services.www\nttl = \"5s\"\n[other]\nx = = 1\nbad key = 1\n";
+        let error = error_text(text);
+        let lines: Vec<&str> = error.lines().collect();
+        assert_eq!(lines.len(), 3, "{error}");
+        assert!(lines[0].starts_with("geodns.toml:2:14: "), "{error}");
+        assert!(lines[1].starts_with("geodns.toml:5:5: "), "{error}");
+        assert!(lines[2].starts_with("geodns.toml:6:5: "), "{error}");
+    }
+
+    #[test]
+    fn an_unclosed_array_is_named_where_it_opens_not_at_every_line_after() {
+        let text = "name = \"a\"\nlist = [1,\nttl = \"5s\"\nx = 2\ny = 3\n";
+        let error = error_text(text);
+        assert!(error.contains("geodns.toml:2:8: unclosed array"), "{error}");
+        assert!(error.lines().count() <= 2, "{error}");
     }
 
     #[test]
