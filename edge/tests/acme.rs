@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::EdgeProcess;
+use common::{EdgeProcess, metric_line, tools_present};
 use e2e::origin::{Origin, Reply};
 use e2e::pebble::{Pebble, PebbleSettings};
 use e2e::process::unique_loopback;
@@ -23,21 +23,6 @@ const NAMES: [&str; 2] = ["shop.cdn.test", "www.shop.cdn.test"];
 /// Ports of the edge (as pebble's validation authority is told).
 const HTTP_PORT: u16 = 8080;
 const TLS_PORT: u16 = 8443;
-
-fn tools_present() -> bool {
-    for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
-        if Command::new(tool).arg("--version").output().is_err()
-            && Command::new(tool).arg("version").output().is_err()
-        {
-            e2e::requirements::missing(
-                &format!("{tool} is not installed"),
-                &format!("apt-get install {package}"),
-            );
-            return false;
-        }
-    }
-    true
-}
 
 async fn origin() -> Origin {
     Origin::start(|_| Reply::ok("from the origin", &[("cache-control", "max-age=60")])).await
@@ -198,15 +183,6 @@ fn served_leaf(address: Ipv4Addr, host: &str, root: &Path) -> String {
         (Some(start), Some(end)) => text[start..end].to_string(),
         _ => String::new(),
     }
-}
-
-/// The value of one labelled sample in the edge's `/metrics`, 0 when absent.
-async fn metric_line(edge: &EdgeProcess, series: &str) -> u64 {
-    let (_, metrics) = common::admin_get(edge.admin, "/metrics").await;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.parse::<f64>().unwrap_or(0.0) as u64)
 }
 
 /// Polls until `host` is served with a chain that verifies against `root`.

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::EdgeProcess;
+use common::{EdgeProcess, metric_line, tools_present};
 use e2e::origin::{Origin, Reply};
 use e2e::pki::{IssuedFiles, KeyKind, TestCa};
 use e2e::process::{unique_loopback, wait_until};
@@ -133,21 +133,6 @@ fn certificate_section(files: &IssuedFiles) -> String {
         files.certificate.display(),
         files.key.display()
     )
-}
-
-fn tools_present() -> bool {
-    for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
-        if Command::new(tool).arg("--version").output().is_err()
-            && Command::new(tool).arg("version").output().is_err()
-        {
-            e2e::requirements::missing(
-                &format!("{tool} is not installed"),
-                &format!("apt-get install {package}"),
-            );
-            return false;
-        }
-    }
-    true
 }
 
 async fn origin() -> Origin {
@@ -714,15 +699,6 @@ fn check_config(path: &Path) -> std::process::Output {
         .arg(path)
         .output()
         .unwrap()
-}
-
-/// The value of one labelled sample in the edge's `/metrics`, 0 when absent.
-async fn metric_line(edge: &EdgeProcess, series: &str) -> u64 {
-    let (_, metrics) = common::admin_get(edge.admin, "/metrics").await;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |value| value.parse::<f64>().unwrap_or(0.0) as u64)
 }
 
 /// Polls an async condition until it holds or `limit` passes.

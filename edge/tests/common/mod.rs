@@ -313,3 +313,29 @@ pub async fn metric(edge: &EdgeProcess, name: &str) -> u64 {
         .parse::<f64>()
         .unwrap() as u64
 }
+
+/// Whether curl and openssl, which the HTTPS tests drive, are installed;
+/// says how to get them otherwise.
+pub fn tools_present() -> bool {
+    for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
+        if Command::new(tool).arg("--version").output().is_err()
+            && Command::new(tool).arg("version").output().is_err()
+        {
+            e2e::requirements::missing(
+                &format!("{tool} is not installed"),
+                &format!("apt-get install {package}"),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// The value of one labelled sample in the edge's `/metrics`, 0 when absent.
+pub async fn metric_line(edge: &EdgeProcess, series: &str) -> u64 {
+    let (_, metrics) = admin_get(edge.admin, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0, |value| value.parse::<f64>().unwrap_or(0.0) as u64)
+}
