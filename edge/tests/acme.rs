@@ -522,11 +522,15 @@ async fn in_a_cluster_one_edge_orders_another_answers_the_challenge_and_all_serv
     );
     assert_eq!(
         metric_line(&ordering, "edge_acme_orders_total{result=\"issued\"}").await,
-        1
+        1,
+        "{}",
+        ordering.log()
     );
     assert_eq!(
         metric_line(&answering, "edge_acme_orders_total{result=\"issued\"}").await,
-        0
+        0,
+        "{}",
+        answering.log()
     );
     // An edge that joins later serves the stored certificate without
     // ordering.

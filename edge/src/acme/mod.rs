@@ -264,16 +264,19 @@ impl Shared {
         )
         .await;
         let result = match ordered {
+            // Served here first: this edge's own follower then finds the
+            // stored record no newer than what it serves.
             Ok(issued) => {
-                if let Some(held) = held.as_mut()
+                let installed = self.install(names, files, &issued.chain_pem, &issued.key_pem);
+                if installed.is_ok()
+                    && let Some(held) = held.as_mut()
                     && let Err(error) = held
                         .store(label, names, &issued.chain_pem, &issued.key_pem)
                         .await
                 {
                     tracing::warn!(certificate = %label, error = %describe(&error), "the new ACME certificate is served here but not stored for the other edges");
                 }
-                self.install(names, files, &issued.chain_pem, &issued.key_pem)
-                    .map(|()| Attempt::Issued)
+                installed.map(|()| Attempt::Issued)
             }
             Err(error) => Err(describe(&error)),
         };
