@@ -181,16 +181,16 @@ fn status(snapshot: &Snapshot, health_epoch: u64, cluster: Option<&ClusterStatus
             .map(|elapsed| elapsed.as_secs()),
         health_epoch,
         databases: snapshot
-            .locator
-            .databases()
+            .places
+            .databases
             .iter()
             .map(|db| DatabaseStatus {
-                path: db.path().display().to_string(),
-                database_type: db.database_type().to_string(),
-                build_epoch: db.build_epoch(),
+                path: db.path.display().to_string(),
+                database_type: db.database_type.clone(),
+                build_epoch: db.build_epoch,
             })
             .collect(),
-        overrides: snapshot.locator.overrides().len(),
+        overrides: snapshot.places.overrides,
         zones: snapshot
             .zones
             .iter()

@@ -29,6 +29,8 @@ use crate::snapshot::Snapshot;
 
 /// How long shutdown waits for the dnstap writer to drain its queue.
 const QUERY_LOG_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How often the answer map is compared with the health epoch.
+const ANSWERS_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A running geodns.
 pub struct Daemon {
@@ -73,7 +75,7 @@ impl Daemon {
         health.reconcile(&snapshot.health_checks());
         let server_config = snapshot.config.server.clone();
         let admin_config = snapshot.config.admin.clone();
-        log_loaded(&snapshot);
+        log_loaded(&snapshot, &metrics);
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let responder = Responder::new(
             snapshot.clone(),
@@ -180,9 +182,28 @@ impl Daemon {
         }
         self.health.reconcile(&snapshot.health_checks());
         crate::server::notify::notify_changed_zones(Some(&current), &snapshot, &self.metrics);
-        log_loaded(&snapshot);
+        log_loaded(&snapshot, &self.metrics);
         self.snapshot.store(Arc::new(snapshot));
         Ok(())
+    }
+
+    /// Recomputes the answer map when health has changed since it was
+    /// computed, so that queries rarely find it stale (one that does
+    /// recomputes it itself).
+    fn refresh_answers(&self) {
+        let snapshot = self.snapshot.load();
+        let epoch = self.health.epoch();
+        if !snapshot.geo.is_current(epoch) {
+            let answers =
+                tokio::task::block_in_place(|| snapshot.geo.answers(&snapshot.services, epoch));
+            tracing::info!(
+                epoch,
+                runs = answers.runs(),
+                took = ?answers.took,
+                "answer map recomputed after a health change"
+            );
+            self.metrics.geo_maps(&snapshot.geo_figures());
+        }
     }
 
     /// Publishes the current snapshot with the edges of a new cluster view.
@@ -192,6 +213,7 @@ impl Daemon {
         match current.with_cluster(&self.health, &self.metrics, &view) {
             Ok(snapshot) => {
                 self.health.reconcile(&snapshot.health_checks());
+                self.metrics.geo_maps(&snapshot.geo_figures());
                 self.snapshot.store(Arc::new(snapshot));
                 tracing::info!(
                     members = view.members.len(),
@@ -210,6 +232,8 @@ impl Daemon {
     /// cluster view.
     pub async fn run(self, mut signals: Signals) {
         let mut cluster = self.cluster.clone();
+        let mut answers_check = tokio::time::interval(ANSWERS_CHECK);
+        answers_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let cluster_changed = async {
                 match cluster.as_mut() {
@@ -219,9 +243,10 @@ impl Daemon {
             };
             tokio::select! {
                 _ = signals.shutdown.cancelled() => break,
+                _ = answers_check.tick() => self.refresh_answers(),
                 alive = cluster_changed => {
                     if alive {
-                        self.apply_cluster();
+                        tokio::task::block_in_place(|| self.apply_cluster());
                     } else {
                         cluster = None;
                     }
@@ -230,7 +255,7 @@ impl Daemon {
                     if changed.is_err() {
                         break;
                     }
-                    match self.reload() {
+                    match tokio::task::block_in_place(|| self.reload()) {
                         Ok(()) => tracing::info!(config = %self.config_path.display(), "configuration reloaded"),
                         Err(error) => tracing::error!(
                             "reload failed, still serving the previous configuration: {}",
@@ -257,12 +282,21 @@ impl Daemon {
     }
 }
 
-fn log_loaded(snapshot: &Snapshot) {
+fn log_loaded(snapshot: &Snapshot, metrics: &DnsMetrics) {
+    let figures = snapshot.geo_figures();
     tracing::info!(
         zones = snapshot.zones.len(),
         services = snapshot.services.len(),
-        databases = snapshot.locator.databases().len(),
-        overrides = snapshot.locator.overrides().len(),
+        databases = snapshot.places.databases.len(),
+        overrides = snapshot.places.overrides,
+        place_runs = figures.place_runs,
+        ranking_runs = figures.ranking_runs,
+        answer_runs = figures.answer_runs,
+        geo_map_mb = figures.bytes / 1_000_000,
+        places_took = ?figures.places_took,
+        rankings_took = ?figures.rankings_took,
+        answers_took = ?figures.answers_took,
         "configuration loaded"
     );
+    metrics.geo_maps(&figures);
 }

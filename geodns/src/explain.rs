@@ -77,8 +77,9 @@ pub struct EdgeExplanation {
 /// Explains `client` against every service of `snapshot`.
 pub fn explain(snapshot: &Snapshot, client: IpAddr, epoch: u64) -> Explanation {
     let (lookup, _) = crate::geo::alias::lookup_address(client);
-    let located = snapshot.locator.locate(lookup).ok();
-    let location = located.as_ref().and_then(|found| found.location);
+    let located = snapshot.places.table.locate(lookup);
+    let location = located.location;
+    let answers = snapshot.geo.answers(&snapshot.services, epoch);
     let services = snapshot
         .services
         .iter()
@@ -87,7 +88,7 @@ pub fn explain(snapshot: &Snapshot, client: IpAddr, epoch: u64) -> Explanation {
             let answers = [Family::V4, Family::V6]
                 .into_iter()
                 .filter_map(|family| {
-                    let decision = decide(snapshot, id, family, client, epoch)?;
+                    let decision = decide(&answers, id, family, client)?;
                     if decision.selection.edges.is_empty() {
                         return None;
                     }
@@ -144,8 +145,8 @@ pub fn explain(snapshot: &Snapshot, client: IpAddr, epoch: u64) -> Explanation {
     Explanation {
         client,
         location,
-        network: located.as_ref().map(|found| found.network),
-        source: located.map(|found| found.source),
+        network: Some(located.network),
+        source: Some(located.source),
         services,
     }
 }

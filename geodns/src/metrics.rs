@@ -175,6 +175,34 @@ pub struct DnsMetrics {
     pub dnstap_written: Counter,
     /// dnstap messages dropped because the writer fell behind.
     pub dnstap_dropped: Counter,
+    geo_map_runs: Family<GeoMapLabels, Gauge>,
+    geo_map_seconds: Family<GeoMapLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    geo_map_bytes: Gauge,
+}
+
+/// Which layer of the geo maps a figure is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GeoMapLabels {
+    table: &'static str,
+}
+
+/// The size and build time of the geo maps (see [`crate::geo::GeoMaps`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GeoMapFigures {
+    /// Runs of places (both families).
+    pub place_runs: usize,
+    /// Runs of ranking classes (all services and families).
+    pub ranking_runs: usize,
+    /// Runs of answers under the current health.
+    pub answer_runs: usize,
+    /// Heap bytes of all three.
+    pub bytes: usize,
+    /// Flattening the databases and overrides.
+    pub places_took: Duration,
+    /// Ranking the edges from every place.
+    pub rankings_took: Duration,
+    /// The last answer computation (at load or after a health change).
+    pub answers_took: Duration,
 }
 
 /// Per-service counters, resolved once per snapshot.
@@ -246,6 +274,9 @@ impl DnsMetrics {
             rate_limit_dropped: Counter::default(),
             dnstap_written: Counter::default(),
             dnstap_dropped: Counter::default(),
+            geo_map_runs: Family::default(),
+            geo_map_seconds: Family::default(),
+            geo_map_bytes: Gauge::default(),
         };
         registry.register(
             "dns_queries",
@@ -352,6 +383,21 @@ impl DnsMetrics {
             "Configuration reloads by result",
             metrics.reloads.clone(),
         );
+        registry.register(
+            "dns_geo_map_runs",
+            "Runs (address ranges of one value) in the geo maps: places from the databases, edge rankings per service, answers under the current health",
+            metrics.geo_map_runs.clone(),
+        );
+        registry.register(
+            "dns_geo_map_build_seconds",
+            "How long the last build of each geo map layer took; answers are rebuilt after every health change",
+            metrics.geo_map_seconds.clone(),
+        );
+        registry.register(
+            "dns_geo_map_bytes",
+            "Memory held by the geo maps",
+            metrics.geo_map_bytes.clone(),
+        );
 
         std::sync::Arc::new(metrics)
     }
@@ -411,6 +457,25 @@ impl DnsMetrics {
     /// Counts one NOTIFY to one secondary, by outcome.
     pub fn notified(&self, result: &'static str) {
         self.notifies.get_or_create(&NotifyLabels { result }).inc();
+    }
+
+    /// Publishes the figures of the geo maps now answering.
+    pub fn geo_maps(&self, figures: &GeoMapFigures) {
+        for (table, runs, took) in [
+            ("places", figures.place_runs, figures.places_took),
+            ("rankings", figures.ranking_runs, figures.rankings_took),
+            ("answers", figures.answer_runs, figures.answers_took),
+        ] {
+            let labels = GeoMapLabels { table };
+            self.geo_map_runs
+                .get_or_create(&labels)
+                .set(i64::try_from(runs).unwrap_or(i64::MAX));
+            self.geo_map_seconds
+                .get_or_create(&labels)
+                .set(took.as_secs_f64());
+        }
+        self.geo_map_bytes
+            .set(i64::try_from(figures.bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts one configuration reload.

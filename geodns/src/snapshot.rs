@@ -12,15 +12,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::bail;
-use geoip::{Coordinates, Locator};
+use geoip::Coordinates;
 use hickory_proto::rr::LowerName;
 use shared::EdgeStatus;
 
 use crate::cluster::ClusterView;
 use crate::config::{Config, EdgeConfig, Fallback, HealthConfig, ServiceConfig};
-use crate::geo::{Edge, Rule, ScopeFinder, Service};
+use crate::geo::{Edge, GeoMaps, Rule, Service};
 use crate::health::{HealthCheck, HealthTable};
 use crate::metrics::{DnsMetrics, ServiceCounters};
+use crate::sources::Places;
 use crate::zone::{ServiceId, Zone, build_zone};
 
 /// Whether building a snapshot opens the geoip sources.
@@ -90,10 +91,10 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Counters per service, same index.
     pub counters: Vec<ServiceCounters>,
-    /// Geolocation.
-    pub locator: Arc<Locator>,
-    /// ECS scope memo.
-    pub scope: ScopeFinder,
+    /// Every address with its place, shared by the snapshots of one load.
+    pub places: Arc<Places>,
+    /// Rankings and answers of the services over every client network.
+    pub geo: GeoMaps,
     /// When it was built.
     pub loaded_at: SystemTime,
     /// DNS-01 answers published by edges ordering certificates, by owner
@@ -199,18 +200,20 @@ impl Snapshot {
                 ));
             }
         }
-        let locator = match sources {
-            Sources::Open => match crate::sources::open_locator(&config.geoip, base_dir) {
-                Ok(locator) => {
-                    if locator.databases().is_empty()
-                        && locator.overrides().is_empty()
+        let places = match sources {
+            Sources::Open => match crate::sources::open_locator(&config.geoip, base_dir)
+                .and_then(|locator| Places::build(&locator))
+            {
+                Ok(places) => {
+                    if places.databases.is_empty()
+                        && places.overrides == 0
                         && !config.services.is_empty()
                     {
                         tracing::warn!(
                             "no geoip databases or overrides configured: every client gets the fallback answer"
                         );
                     }
-                    Some(locator)
+                    Some(places)
                 }
                 Err(error) => {
                     errors.push(error);
@@ -221,7 +224,7 @@ impl Snapshot {
         };
         let (services, counters) = build_services(
             &config,
-            locator.as_ref(),
+            places.as_ref(),
             health,
             metrics,
             cluster,
@@ -229,8 +232,8 @@ impl Snapshot {
         );
         let (zones, zone_index) = build_zones(&config, base_dir, &mut errors);
         ConfigErrors::check(errors)?;
-        let locator =
-            Arc::new(locator.unwrap_or_else(|| Locator::new(Default::default(), Vec::new())));
+        let places = Arc::new(places.unwrap_or_else(Places::empty));
+        let geo = GeoMaps::build(&services, &places.table, health.epoch());
         let mut snapshot = Self {
             source: None,
             config,
@@ -238,8 +241,8 @@ impl Snapshot {
             zone_index: Arc::new(zone_index),
             services,
             counters,
-            locator,
-            scope: ScopeFinder::default(),
+            places,
+            geo,
             loaded_at: SystemTime::now(),
             acme_txt: Arc::default(),
             generation: next_generation(),
@@ -259,13 +262,14 @@ impl Snapshot {
         let mut errors = Vec::new();
         let (services, counters) = build_services(
             &self.config,
-            Some(&self.locator),
+            Some(&self.places),
             health,
             metrics,
             cluster,
             &mut errors,
         );
         ConfigErrors::check(errors)?;
+        let geo = GeoMaps::build(&services, &self.places.table, health.epoch());
         Ok(Self {
             source: self.source.clone(),
             config: self.config.clone(),
@@ -273,12 +277,27 @@ impl Snapshot {
             zone_index: self.zone_index.clone(),
             services,
             counters,
-            locator: self.locator.clone(),
-            scope: ScopeFinder::default(),
+            places: self.places.clone(),
+            geo,
             loaded_at: self.loaded_at,
             acme_txt: Arc::new(self.challenge_records(cluster)),
             generation: next_generation(),
         })
+    }
+
+    /// The size and build times of the geo maps, with the answers as now computed.
+    pub fn geo_figures(&self) -> crate::metrics::GeoMapFigures {
+        let answers = self.geo.current();
+        let table = &self.places.table;
+        crate::metrics::GeoMapFigures {
+            place_runs: table.v4.runs.len() + table.v6.runs.len(),
+            ranking_runs: self.geo.ranking_runs(),
+            answer_runs: answers.runs(),
+            bytes: table.heap_bytes() + self.geo.heap_bytes(),
+            places_took: self.places.took,
+            rankings_took: self.geo.rankings_took,
+            answers_took: answers.took,
+        }
     }
 
     /// The DNS-01 answers of `cluster` that fall in our zones.
@@ -341,7 +360,7 @@ impl Snapshot {
 /// Services with errors are left out and their errors added to `errors`.
 fn build_services(
     config: &Config,
-    locator: Option<&Locator>,
+    places: Option<&Places>,
     health: &HealthTable,
     metrics: &DnsMetrics,
     cluster: &ClusterView,
@@ -362,7 +381,7 @@ fn build_services(
             name,
             service,
             &config.health,
-            locator,
+            places,
             health,
             &key,
             clustered,
@@ -480,7 +499,7 @@ fn build_service(
     name: &str,
     config: &ServiceConfig,
     defaults: &HealthConfig,
-    locator: Option<&Locator>,
+    places: Option<&Places>,
     health: &HealthTable,
     key: &str,
     clustered: bool,
@@ -503,7 +522,7 @@ fn build_service(
         if !seen.insert(edge.name.as_str()) {
             bail!("{edge_key}.name: edge \"{}\" appears twice", edge.name);
         }
-        edges.push(build_edge(edge, locator, health, &edge_key)?);
+        edges.push(build_edge(edge, places, health, &edge_key)?);
     }
     let regions: BTreeSet<&str> = edges.iter().map(|edge| edge.region.as_str()).collect();
     // With a cluster, regions may be served by announced edges only.
@@ -542,11 +561,11 @@ fn build_service(
     })
 }
 
-/// Without a `locator` (geoip sources skipped or failed to open), an edge
+/// Without `places` (geoip sources skipped or failed to open), an edge
 /// without a configured location is not checked for one.
 fn build_edge(
     config: &EdgeConfig,
-    locator: Option<&Locator>,
+    places: Option<&Places>,
     health: &HealthTable,
     key: &str,
 ) -> anyhow::Result<Edge> {
@@ -558,14 +577,10 @@ fn build_edge(
     let Some(address) = first_address else {
         bail!("{key}: an edge needs at least one address in ipv4 or ipv6");
     };
-    let location = match (config.location, locator) {
+    let location = match (config.location, places) {
         (Some(location), _) => location,
         (None, None) => Coordinates::ZERO,
-        (None, Some(locator)) => match locator
-            .locate(address)
-            .ok()
-            .and_then(|found| found.location)
-        {
+        (None, Some(places)) => match places.table.locate(address).location {
             Some(found) => found.coordinates,
             None => bail!(
                 "{key}.location: not given, and {address} cannot be located in the geoip sources; \

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use geoip::{GeoDb, Locator, Overrides};
+use geoip::{GeoDb, LocationTable, Locator, Overrides};
 
 use crate::config::GeoipConfig;
 
@@ -46,5 +46,65 @@ fn load_override_file(path: &Path) -> anyhow::Result<Overrides> {
             "{}: override files must end in .toml or .csv",
             path.display()
         ),
+    }
+}
+
+/// The geolocation sources as the server keeps them: flattened into a
+/// [`LocationTable`] at load, with a description of where they came from.
+/// The databases themselves are not kept: the table answers every lookup
+/// from about a third of their memory, and a database file rewritten or
+/// truncated in place is never read again until the next reload.
+#[derive(Debug)]
+pub struct Places {
+    /// Every address with its place.
+    pub table: LocationTable,
+    /// The databases the table was built from, in lookup order.
+    pub databases: Vec<DatabaseInfo>,
+    /// Overridden networks.
+    pub overrides: usize,
+    /// How long flattening took.
+    pub took: std::time::Duration,
+}
+
+/// What is known of a database once its table is built.
+#[derive(Debug, Clone)]
+pub struct DatabaseInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its `database_type`, e.g. `GeoLite2-City`.
+    pub database_type: String,
+    /// When it was built (seconds since the Unix epoch).
+    pub build_epoch: u64,
+}
+
+impl Places {
+    /// Flattens `locator`; errors mean a database is corrupt.
+    pub fn build(locator: &Locator) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
+        let table = LocationTable::build(locator, &crate::geo::alias::barriers())?;
+        Ok(Self {
+            table,
+            databases: locator
+                .databases()
+                .iter()
+                .map(|db| DatabaseInfo {
+                    path: db.path().to_path_buf(),
+                    database_type: db.database_type().to_string(),
+                    build_epoch: db.build_epoch(),
+                })
+                .collect(),
+            overrides: locator.overrides().len(),
+            took: started.elapsed(),
+        })
+    }
+
+    /// No sources: every client is unlocated.
+    pub fn empty() -> Self {
+        Self {
+            table: LocationTable::empty(),
+            databases: Vec::new(),
+            overrides: 0,
+            took: std::time::Duration::ZERO,
+        }
     }
 }

@@ -29,7 +29,9 @@ mod location;
 mod locator;
 mod network_csv;
 mod overrides;
+pub mod runs;
 mod schema;
+mod table;
 
 // The public interface is:
 pub use builder::{BuildSummary, DATABASE_TYPE, build_database, build_from_csv};
@@ -45,3 +47,4 @@ pub use locator::{Located, Locator, Source};
 pub use network_csv::{NetworkRow, parse_network_csv, read_network_csv};
 pub use overrides::{DuplicateNetwork, Override, Overrides};
 pub use schema::{FieldPath, InvalidFieldPath, Preset, Schema, SchemaConfig};
+pub use table::{BARRIER, FamilyTable, LocationTable, Place, PlaceId, UNKNOWN};

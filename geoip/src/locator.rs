@@ -11,7 +11,7 @@ use crate::location::Location;
 use crate::overrides::Overrides;
 
 /// Which source decided a lookup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     /// An operator override, possibly through a named place.

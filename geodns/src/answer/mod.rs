@@ -180,7 +180,11 @@ impl Responder {
             };
         };
         let snapshot = self.snapshot.load();
-        cache.validate((snapshot.generation, self.health.epoch()));
+        let epoch = snapshot
+            .geo
+            .answers(&snapshot.services, self.health.epoch())
+            .epoch;
+        cache.validate((snapshot.generation, epoch));
         let ecs = view.edns.and_then(|edns| edns.ecs);
         // In the family the scope is given in: that of the option, or the
         // peer's (IPv4-mapped peers get IPv6 scopes, see `geo::alias`).
@@ -527,9 +531,10 @@ impl Responder {
                     } else {
                         Family::V4
                     };
-                    if let Some(decision) =
-                        decide(snapshot, service_id, family, client, self.health.epoch())
-                    {
+                    let answers = snapshot
+                        .geo
+                        .answers(&snapshot.services, self.health.epoch());
+                    if let Some(decision) = decide(&answers, service_id, family, client) {
                         let records =
                             geo_records(snapshot, service_id, family, &decision.selection, &name);
                         if records.is_empty() {
@@ -538,11 +543,8 @@ impl Responder {
                         response.answers.extend(records);
                         answered.scope = Some(decision.scope);
                         if let Some(counters) = snapshot.counters.get(service_id) {
-                            if decision
-                                .located
-                                .as_ref()
-                                .is_none_or(|found| found.location.is_none())
-                            {
+                            let (lookup, _) = crate::geo::alias::lookup_address(client);
+                            if !snapshot.places.table.is_located(lookup) {
                                 answered.counters.push(counters.unlocated.clone());
                             }
                             if let Some(&first) = decision.selection.edges.first() {

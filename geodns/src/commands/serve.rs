@@ -60,8 +60,8 @@ pub fn check_config(config: &Path, sources: Sources, out: &mut impl Write) -> an
                 out,
                 "{}: OK ({counted}, {} databases, {} overrides)",
                 config.display(),
-                snapshot.locator.databases().len(),
-                snapshot.locator.overrides().len(),
+                snapshot.places.databases.len(),
+                snapshot.places.overrides,
             )?,
         }
         Ok(())
