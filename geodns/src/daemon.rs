@@ -76,6 +76,7 @@ impl Daemon {
         let server_config = snapshot.config.server.clone();
         let admin_config = snapshot.config.admin.clone();
         log_loaded(&snapshot, &metrics);
+        crate::memory::release_free_pages();
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let responder = Responder::new(
             snapshot.clone(),
@@ -184,6 +185,8 @@ impl Daemon {
         crate::server::notify::notify_changed_zones(Some(&current), &snapshot, &self.metrics);
         log_loaded(&snapshot, &self.metrics);
         self.snapshot.store(Arc::new(snapshot));
+        drop(current);
+        crate::memory::release_free_pages();
         Ok(())
     }
 
@@ -215,6 +218,7 @@ impl Daemon {
                 self.health.reconcile(&snapshot.health_checks());
                 self.metrics.geo_maps(&snapshot.geo_figures());
                 self.snapshot.store(Arc::new(snapshot));
+                crate::memory::release_free_pages();
                 tracing::info!(
                     members = view.members.len(),
                     drained = view.admin.len(),
@@ -290,7 +294,7 @@ fn log_loaded(snapshot: &Snapshot, metrics: &DnsMetrics) {
         databases = snapshot.places.databases.len(),
         overrides = snapshot.places.overrides,
         place_runs = figures.place_runs,
-        ranking_runs = figures.ranking_runs,
+        ranking_classes = figures.ranking_classes,
         answer_runs = figures.answer_runs,
         geo_map_mb = figures.bytes / 1_000_000,
         places_took = ?figures.places_took,

@@ -21,6 +21,7 @@ pub mod dnstap;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod server;
 pub mod snapshot;

@@ -191,8 +191,8 @@ struct GeoMapLabels {
 pub struct GeoMapFigures {
     /// Runs of places (both families).
     pub place_runs: usize,
-    /// Runs of ranking classes (all services and families).
-    pub ranking_runs: usize,
+    /// Ranking classes (all services and families).
+    pub ranking_classes: usize,
     /// Runs of answers under the current health.
     pub answer_runs: usize,
     /// Heap bytes of all three.
@@ -384,8 +384,8 @@ impl DnsMetrics {
             metrics.reloads.clone(),
         );
         registry.register(
-            "dns_geo_map_runs",
-            "Runs (address ranges of one value) in the geo maps: places from the databases, edge rankings per service, answers under the current health",
+            "dns_geo_map_entries",
+            "Size of the geo maps: runs of places (address ranges with one location) from the databases, ranking classes (places that rank the edges alike) over all services, runs of answers under the current health",
             metrics.geo_map_runs.clone(),
         );
         registry.register(
@@ -463,7 +463,7 @@ impl DnsMetrics {
     pub fn geo_maps(&self, figures: &GeoMapFigures) {
         for (table, runs, took) in [
             ("places", figures.place_runs, figures.places_took),
-            ("rankings", figures.ranking_runs, figures.rankings_took),
+            ("rankings", figures.ranking_classes, figures.rankings_took),
             ("answers", figures.answer_runs, figures.answers_took),
         ] {
             let labels = GeoMapLabels { table };

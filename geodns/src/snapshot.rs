@@ -291,7 +291,7 @@ impl Snapshot {
         let table = &self.places.table;
         crate::metrics::GeoMapFigures {
             place_runs: table.v4.runs.len() + table.v6.runs.len(),
-            ranking_runs: self.geo.ranking_runs(),
+            ranking_classes: self.geo.ranking_classes(),
             answer_runs: answers.runs(),
             bytes: table.heap_bytes() + self.geo.heap_bytes(),
             places_took: self.places.took,

@@ -1,6 +1,7 @@
 //! Opening the geolocation sources named in `[geoip]`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use geoip::{GeoDb, LocationTable, Locator, Overrides};
@@ -56,8 +57,8 @@ fn load_override_file(path: &Path) -> anyhow::Result<Overrides> {
 /// truncated in place is never read again until the next reload.
 #[derive(Debug)]
 pub struct Places {
-    /// Every address with its place.
-    pub table: LocationTable,
+    /// Every address with its place (shared with the answer maps).
+    pub table: Arc<LocationTable>,
     /// The databases the table was built from, in lookup order.
     pub databases: Vec<DatabaseInfo>,
     /// Overridden networks.
@@ -81,7 +82,10 @@ impl Places {
     /// Flattens `locator`; errors mean a database is corrupt.
     pub fn build(locator: &Locator) -> anyhow::Result<Self> {
         let started = std::time::Instant::now();
-        let table = LocationTable::build(locator, &crate::geo::alias::barriers())?;
+        let table = Arc::new(LocationTable::build(
+            locator,
+            &crate::geo::alias::barriers(),
+        )?);
         Ok(Self {
             table,
             databases: locator
@@ -101,7 +105,7 @@ impl Places {
     /// No sources: every client is unlocated.
     pub fn empty() -> Self {
         Self {
-            table: LocationTable::empty(),
+            table: Arc::new(LocationTable::empty()),
             databases: Vec::new(),
             overrides: 0,
             took: std::time::Duration::ZERO,

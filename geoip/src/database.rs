@@ -48,7 +48,8 @@ struct Families {
 /// rarely meet on a lock; bounded so a hostile sweep cannot grow it forever.
 #[derive(Debug, Default)]
 struct DecodedRecords {
-    shards: [parking_lot::Mutex<HashMap<usize, Option<Location>>>; SHARDS],
+    shards:
+        [parking_lot::Mutex<HashMap<usize, Option<Location>, foldhash::fast::FixedState>>; SHARDS],
 }
 
 const SHARDS: usize = 16;

@@ -84,8 +84,8 @@ fn geolite2_table_matches_the_locator() {
         started.elapsed(),
         table.v4.runs.len(),
         table.v6.runs.len(),
-        table.v4.places.len(),
-        table.v6.places.len(),
+        table.v4.places(),
+        table.v6.places(),
         table.heap_bytes() / 1_000_000
     );
     let mut sampler = Sampler(0x9e37_79b9_7f4a_7c15);

@@ -1,16 +1,18 @@
 //! Which answer every client network gets, computed off the query path.
 //!
-//! Two layers, both run tables over the whole address space (see
-//! [`geoip::runs`]):
+//! Built on the place table of the snapshot ([`geoip::LocationTable`], runs
+//! of addresses with one place), in two layers:
 //!
 //! - **Rankings**, per service and question family: places that rank the
 //!   service's edges in the same order (and fall under the same rule) form
-//!   one class, and neighbouring places of one class one run. They change
-//!   only with the snapshot: the sources, the edges, the rules.
+//!   one class. They change only with the snapshot: the sources, the edges,
+//!   the rules.
 //! - **Answers**, per health state: each class gives one selection under
-//!   the current health, and neighbouring classes with the same selection
-//!   merge. So a health change costs one pass over the ranking runs, and a
-//!   query one binary search.
+//!   the current health, and neighbouring places with the same chosen
+//!   edges merge into one run (see [`geoip::runs`]). So a health change
+//!   costs one pass over the place runs, and a query two binary searches
+//!   (the place, for why it got its answer, and the answer run, for the
+//!   scope).
 //!
 //! The ECS scope of an answer is the widest network around the client that
 //! stays inside its answer run, which makes scopes exact: as wide as the
@@ -24,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
-use geoip::runs::{Address, Runs};
-use geoip::{BARRIER, FamilyTable, Location, LocationTable, UNKNOWN};
+use geoip::runs::Runs;
+use geoip::{BARRIER, Location, LocationTable, PlaceId, UNKNOWN};
 use parking_lot::Mutex;
 
 use super::selection::{Family, Selection, effective_km, select};
@@ -47,19 +49,15 @@ enum Class {
     Barrier,
 }
 
-/// Places of one family grouped by how they rank the edges.
-#[derive(Debug)]
-struct FamilyRanking<A> {
-    runs: Runs<A, ClassId>,
-}
-
 /// How the edges of one service, for one question family, rank from
-/// every client network.
+/// every place.
 #[derive(Debug)]
 struct RankingMap {
     classes: Vec<Class>,
-    v4: FamilyRanking<u32>,
-    v6: FamilyRanking<u128>,
+    /// Per IPv4 place, its class.
+    v4: Vec<ClassId>,
+    /// Per IPv6 place, its class.
+    v6: Vec<ClassId>,
 }
 
 /// The class key: the rule that applies and the order of the edges.
@@ -72,36 +70,31 @@ impl RankingMap {
         let with_family: Vec<usize> = (0..service.edges.len())
             .filter(|&index| has_family(service, index, family))
             .collect();
-        let mut class_of_places = |table_places: &[geoip::Place]| -> Vec<ClassId> {
-            table_places
+        let mut class_of_places = |locations: &[Option<Location>]| -> Vec<ClassId> {
+            locations
                 .iter()
                 .enumerate()
-                .map(|(id, place)| match (id as u32, place.location) {
-                    (BARRIER, _) => 1,
-                    (UNKNOWN, _) | (_, None) => 0,
+                .map(|(id, location)| match (id as PlaceId, location) {
+                    (BARRIER, _) => BARRIER_CLASS,
+                    (UNKNOWN, _) | (_, None) => UNLOCATED_CLASS,
                     (_, Some(location)) => {
-                        let key = class_key(service, &with_family, &location);
+                        let key = class_key(service, &with_family, location);
                         *ids.entry(key).or_insert_with(|| {
-                            classes.push(Class::Located(location));
+                            classes.push(Class::Located(*location));
                             (classes.len() - 1) as ClassId
                         })
                     }
                 })
                 .collect()
         };
-        let v4_classes = class_of_places(&table.v4.places);
-        let v6_classes = class_of_places(&table.v6.places);
-        Self {
-            v4: rank_family(&table.v4, &v4_classes),
-            v6: rank_family(&table.v6, &v6_classes),
-            classes,
-        }
+        let v4 = class_of_places(table.v4.locations());
+        let v6 = class_of_places(table.v6.locations());
+        Self { classes, v4, v6 }
     }
-}
 
-fn rank_family<A: Address>(table: &FamilyTable<A>, class_of: &[ClassId]) -> FamilyRanking<A> {
-    FamilyRanking {
-        runs: table.runs.map(|place| class_of[place as usize]),
+    fn heap_bytes(&self) -> usize {
+        (self.v4.capacity() + self.v6.capacity()) * std::mem::size_of::<ClassId>()
+            + self.classes.capacity() * std::mem::size_of::<Class>()
     }
 }
 
@@ -148,7 +141,9 @@ fn class_key(service: &Service, with_family: &[usize], location: &Location) -> C
 /// The answers of one service and question family under one health state.
 #[derive(Debug)]
 struct AnswerTable {
-    /// The classes the selections are for.
+    /// The places the answers are for.
+    table: Arc<LocationTable>,
+    /// The classes of those places.
     ranking: Arc<RankingMap>,
     /// Per class: the edges and why.
     selections: Vec<Selection>,
@@ -159,11 +154,18 @@ struct AnswerTable {
     v6: Runs<u128, AnswerId>,
 }
 
+/// The class of places no source knows, which [`RankingMap::build`] makes first.
+const UNLOCATED_CLASS: ClassId = 0;
 /// The class of barrier runs, which [`RankingMap::build`] makes second.
 const BARRIER_CLASS: ClassId = 1;
 
 impl AnswerTable {
-    fn build(ranking: &Arc<RankingMap>, service: &Service, family: Family) -> Self {
+    fn build(
+        table: &Arc<LocationTable>,
+        ranking: &Arc<RankingMap>,
+        service: &Service,
+        family: Family,
+    ) -> Self {
         let selections: Vec<Selection> = ranking
             .classes
             .iter()
@@ -174,7 +176,7 @@ impl AnswerTable {
             .collect();
         let mut ids: HashMap<&[usize], AnswerId> = HashMap::new();
         let mut next = 0;
-        let answer_of: Vec<AnswerId> = selections
+        let answer_of_class: Vec<AnswerId> = selections
             .iter()
             .enumerate()
             .map(|(class, selection)| {
@@ -189,9 +191,17 @@ impl AnswerTable {
                 *ids.entry(&selection.edges).or_insert_with(fresh)
             })
             .collect();
+        let answer_of = |classes: &[ClassId]| -> Vec<AnswerId> {
+            classes
+                .iter()
+                .map(|class| answer_of_class[*class as usize])
+                .collect()
+        };
+        let (v4_answers, v6_answers) = (answer_of(&ranking.v4), answer_of(&ranking.v6));
         Self {
-            v4: ranking.v4.runs.map(|class| answer_of[class as usize]),
-            v6: ranking.v6.runs.map(|class| answer_of[class as usize]),
+            v4: table.v4.runs.map(|place| v4_answers[place as usize]),
+            v6: table.v6.runs.map(|place| v6_answers[place as usize]),
+            table: table.clone(),
             ranking: ranking.clone(),
             selections,
         }
@@ -201,12 +211,14 @@ impl AnswerTable {
         let (class, scope) = match client.to_canonical() {
             IpAddr::V4(v4) => {
                 let address = u32::from(v4);
-                let class = self.ranking.v4.runs.find(address).value;
+                let place = self.table.v4.runs.find(address).value;
+                let class = self.ranking.v4[place as usize];
                 (class, self.v4.find(address).widest_prefix(address))
             }
             IpAddr::V6(v6) => {
                 let address = u128::from(v6);
-                let class = self.ranking.v6.runs.find(address).value;
+                let place = self.table.v6.runs.find(address).value;
+                let class = self.ranking.v6[place as usize];
                 if class == BARRIER_CLASS {
                     // `::1` and the like: the fallback, for this address only.
                     (class, 128)
@@ -284,6 +296,7 @@ pub struct GeoMaps {
     refreshing: Mutex<()>,
     /// How long building the rankings took.
     pub rankings_took: Duration,
+    table: Arc<LocationTable>,
 }
 
 impl std::fmt::Debug for GeoMaps {
@@ -298,7 +311,7 @@ impl std::fmt::Debug for GeoMaps {
 impl GeoMaps {
     /// Ranks the edges of `services` from every network of `table`, and
     /// computes the answers under the health of `epoch`.
-    pub fn build(services: &[Service], table: &LocationTable, epoch: u64) -> Self {
+    pub fn build(services: &[Service], table: &Arc<LocationTable>, epoch: u64) -> Self {
         let started = Instant::now();
         let rankings: Vec<[Arc<RankingMap>; 2]> = services
             .iter()
@@ -316,12 +329,13 @@ impl GeoMaps {
             })
             .collect();
         let rankings_took = started.elapsed();
-        let answers = compute_answers(&rankings, services, epoch);
+        let answers = compute_answers(table, &rankings, services, epoch);
         Self {
             rankings,
             answers: ArcSwap::from_pointee(answers),
             refreshing: Mutex::new(()),
             rankings_took,
+            table: table.clone(),
         }
     }
 
@@ -350,7 +364,12 @@ impl GeoMaps {
                 if current.epoch == epoch {
                     return current;
                 }
-                let fresh = Arc::new(compute_answers(&self.rankings, services, epoch));
+                let fresh = Arc::new(compute_answers(
+                    &self.table,
+                    &self.rankings,
+                    services,
+                    epoch,
+                ));
                 self.answers.store(fresh.clone());
                 Guard::from_inner(fresh)
             }
@@ -358,15 +377,15 @@ impl GeoMaps {
         }
     }
 
-    /// Runs in all ranking maps.
-    pub fn ranking_runs(&self) -> usize {
+    /// Ranking classes in all ranking maps.
+    pub fn ranking_classes(&self) -> usize {
         self.rankings
             .iter()
             .flat_map(|pair| {
                 let shared = Arc::ptr_eq(&pair[0], &pair[1]);
                 pair.iter().take(if shared { 1 } else { 2 })
             })
-            .map(|map| map.v4.runs.len() + map.v6.runs.len())
+            .map(|map| map.classes.len())
             .sum()
     }
 
@@ -379,13 +398,14 @@ impl GeoMaps {
                 let shared = Arc::ptr_eq(&pair[0], &pair[1]);
                 pair.iter().take(if shared { 1 } else { 2 })
             })
-            .map(|map| map.v4.runs.heap_bytes() + map.v6.runs.heap_bytes())
+            .map(|map| map.heap_bytes())
             .sum();
         rankings + self.answers.load().heap_bytes()
     }
 }
 
 fn compute_answers(
+    table: &Arc<LocationTable>,
     rankings: &[[Arc<RankingMap>; 2]],
     services: &[Service],
     epoch: u64,
@@ -396,8 +416,8 @@ fn compute_answers(
         .zip(services)
         .map(|(pair, service)| {
             [
-                AnswerTable::build(&pair[0], service, Family::V4),
-                AnswerTable::build(&pair[1], service, Family::V6),
+                AnswerTable::build(table, &pair[0], service, Family::V4),
+                AnswerTable::build(table, &pair[1], service, Family::V6),
             ]
         })
         .collect();
