@@ -26,6 +26,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     fi
 fi
 
+# The package test builds .debs with cargo-deb.
+if ! command -v cargo-deb >/dev/null; then
+    echo "installing: cargo-deb" >&2
+    cargo install cargo-deb --version 3.8.0 --locked --quiet
+fi
+
 skipped=$(mktemp)
 trap 'rm -f "$skipped"' EXIT
 export GEOCDN_TESTS_SKIPPED_FILE="$skipped"

@@ -10,6 +10,7 @@ pub mod acme;
 pub mod admin;
 pub mod authority;
 pub mod cache;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

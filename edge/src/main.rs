@@ -1,34 +1,7 @@
 //! The `edge` binary.
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
-
-/// Caching reverse proxy node of the CDN.
-#[derive(Debug, Parser)]
-#[command(name = "edge", version, about, long_about = None)]
-struct Cli {
-    /// Logging options.
-    #[command(flatten)]
-    log: shared::telemetry::LogArgs,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve clients and the admin API until SIGTERM.
-    Run {
-        /// Configuration file.
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// Validate a configuration file; exit 1 with the errors.
-    CheckConfig {
-        /// Configuration file.
-        config: PathBuf,
-    },
-}
+use clap::Parser;
+use edge::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
