@@ -294,6 +294,11 @@ pub struct ServerConfig {
     /// Time in-flight requests get to finish at shutdown.
     #[serde(default = "default_drain_timeout")]
     pub shutdown_timeout: Duration,
+    /// A unix socket on which this edge hands its listening sockets to a new
+    /// edge process started with the same file (an upgrade without a
+    /// refused connection; see [`shared::handover`]). Unset: no handover.
+    #[serde(default)]
+    pub handover_socket: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -324,6 +329,7 @@ impl Default for ServerConfig {
             max_connections_per_client: default_max_connections_per_client(),
             max_abandoned_requests: default_max_abandoned_requests(),
             shutdown_timeout: default_drain_timeout(),
+            handover_socket: None,
         }
     }
 }

@@ -91,6 +91,11 @@ impl Daemon {
         config: &Config,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
+        // A running edge on the handover socket gives us its listeners.
+        let taken = match &config.server.handover_socket {
+            Some(path) => shared::handover::take(path)?,
+            None => None,
+        };
         let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
         let metrics = EdgeMetrics::register(&mut registry);
         budget_descriptors(config.server.max_connections, &metrics);
@@ -159,12 +164,24 @@ impl Daemon {
         let admin_tls = tls.clone().filter(|_| config.tls.admin).map(|termination| {
             Arc::new(crate::tls::AdminTermination(termination)) as Arc<dyn AdminTls>
         });
-        let admin =
-            AdminServer::start_with_tls(admin_address, &config.admin, router, admin_tls, shutdown)
-                .await
-                .map_err(|error| {
-                    anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
-                })?;
+        let admin = AdminServer::start_with_tls(
+            admin_address,
+            &config.admin,
+            router,
+            admin_tls,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("admin.listen: cannot listen on {admin_address}: {error}")
+        })?;
+        // Serving: the previous process may drain, and the next may take over.
+        if let Some(taken) = taken {
+            taken.ready()?;
+        }
+        if let Some(path) = &config.server.handover_socket {
+            shared::handover::offer(path, shutdown.clone(), shutdown.clone())?;
+        }
         Ok(Self {
             http,
             admin,

@@ -15,8 +15,12 @@ use crate::config::Config;
 
 /// The settings `new` changes that only a restart applies.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 22] = [
+    let checks: [(&'static str, bool); 23] = [
         ("server.listen", old.server.listen != new.server.listen),
+        (
+            "server.handover_socket",
+            old.server.handover_socket != new.server.handover_socket,
+        ),
         ("server.name", old.server.name != new.server.name),
         (
             "server.proxy_protocol",

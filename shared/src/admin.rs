@@ -273,7 +273,7 @@ impl AdminServer {
         config
             .validate()
             .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::handover::bind_tokio(addr)?;
         let local_addr = listener.local_addr()?;
         let permissions = Permissions::of(config, local_addr)
             .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;

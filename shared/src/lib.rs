@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod handover;
 pub mod health;
 pub mod listener;
 pub mod log_limit;

@@ -235,7 +235,11 @@ fn metric_names_are_found_and_label_names_are_not() {
 
 #[test]
 fn units_leave_their_state_and_log_directories_writable() {
-    for unit in ["systemd/geodns.service", "systemd/edge.service"] {
+    for unit in [
+        "systemd/geodns.service",
+        "systemd/edge.service",
+        "systemd/edge@.service",
+    ] {
         let text = std::fs::read_to_string(deploy(unit)).unwrap();
         let values = |key: &str| -> Vec<String> {
             text.lines()
@@ -268,4 +272,30 @@ fn units_leave_their_state_and_log_directories_writable() {
             );
         }
     }
+}
+
+/// The template for upgrades is the plain unit with another description:
+/// the hardening cannot drift between them.
+#[test]
+fn the_edge_template_unit_is_the_edge_unit() {
+    let settings = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(deploy(file))
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.starts_with("Description="))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        settings("systemd/edge@.service"),
+        settings("systemd/edge.service")
+    );
+    let plain = std::fs::read_to_string(deploy("systemd/edge.service")).unwrap();
+    assert!(plain.contains("RuntimeDirectoryPreserve=yes"), "{plain}");
+    let config: edge::config::Config =
+        shared::config::load(deploy("production/edge.toml")).unwrap();
+    assert_eq!(
+        config.server.handover_socket.as_deref(),
+        Some(Path::new("/run/edge/handover.sock"))
+    );
 }

@@ -37,6 +37,10 @@ use crate::tls::{Accepted, TlsSession, TlsTermination};
 /// graceful close (an HTTP/2 GOAWAY) before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// How long connections keep serving as usual once a stop begins, before
+/// they are closed when idle; see [`serve_http`].
+const DRAIN_LINGER: Duration = Duration::from_millis(500);
+
 /// Streams one HTTP/2 connection may have in flight.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
@@ -132,8 +136,7 @@ impl HttpServer {
             } else {
                 "server.listen"
             };
-            let listener = TcpListener::bind(address)
-                .await
+            let listener = shared::handover::bind_tokio(address)
                 .map_err(|error| anyhow::anyhow!("{key}: cannot listen on {address}: {error}"))?;
             let bound = listener.local_addr()?;
             tracing::info!(
@@ -393,8 +396,17 @@ async fn serve_http<IO>(
             }
         }
         _ = shared.shutdown.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.await
+            // A request may be on the wire, or in the socket buffer not yet
+            // read (a client that connected just before the listener was
+            // handed over): HTTP/1 closes an idle connection at once, which
+            // would drop it. Serve on for a moment first.
+            match tokio::time::timeout(DRAIN_LINGER, served.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
+            }
         }
     };
     if let Err(error) = result {
