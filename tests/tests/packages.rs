@@ -115,6 +115,10 @@ fn check_installed(package: &str) {
         "{unit}"
     );
     assert!(unit.contains(&format!("User={package}")), "{unit}");
+    if package == "edge" {
+        // The instances that take turns for upgrades.
+        assert!(Path::new("/usr/lib/systemd/system/edge@.service").exists());
+    }
     // The system user and its state directory.
     let passwd = run("getent", &["passwd", package]);
     assert!(passwd.contains("/usr/sbin/nologin"), "{passwd}");
