@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    geodns::memory::map_large_allocations();
     let cli = geodns::commands::Cli::parse();
     let log_guard = match shared::telemetry::init(cli.log.log_format) {
         Ok(guard) => guard,

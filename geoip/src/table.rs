@@ -240,8 +240,10 @@ struct Family<A> {
     probe: IpAddr,
     /// The whole family, to find its overrides.
     everything: IpNet,
-    /// The blocks walked in each database, in address order.
-    blocks: Vec<IpNet>,
+    /// The blocks walked in each database, in address order, in parts
+    /// walked on threads of their own; each part covers from its first
+    /// block's start to the next part's.
+    parts: Vec<Vec<IpNet>>,
     /// A network as its first and last address, `None` for the other family.
     span: fn(IpNet) -> Option<(A, A)>,
     /// Ranges painted as [`BARRIER`] over everything else.
@@ -274,7 +276,12 @@ fn build_v4(locator: &Locator) -> Result<FamilyTable<u32>, GeoIpError> {
         Family {
             probe: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             everything: IpNet::V4(Ipv4Net::default()),
-            blocks: vec![IpNet::V4(Ipv4Net::default())],
+            // Two halves: IPv4 is most of the work, and two cores share it
+            // with IPv6.
+            parts: ["0.0.0.0/1", "128.0.0.0/1"]
+                .iter()
+                .map(|half| vec![half.parse().unwrap_or(IpNet::V4(Ipv4Net::default()))])
+                .collect(),
             span: span_v4,
             barriers: Vec::new(),
         },
@@ -292,7 +299,7 @@ fn build_v6(locator: &Locator, barriers: &[Ipv6Net]) -> Result<FamilyTable<u128>
         Family {
             probe: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             everything: IpNet::V6(Ipv6Net::default()),
-            blocks: outside_ipv4_compatible().map(IpNet::V6).collect(),
+            parts: vec![outside_ipv4_compatible().map(IpNet::V6).collect()],
             span: span_v6,
             barriers,
         },
@@ -307,23 +314,38 @@ fn build_family<A: Address>(
     locator: &Locator,
     family: Family<A>,
 ) -> Result<FamilyTable<A>, GeoIpError> {
-    let mut interner = Interner::new();
-    let mut runs = Runs::uniform(UNKNOWN);
-    let databases: Vec<_> = locator.databases_for(family.probe).collect();
-    for (index, database) in databases.into_iter().rev() {
-        let source = interner.source(Source::Database { index });
-        let mut failure = None;
-        let intervals = located_networks(database, &family.blocks, &mut failure).filter_map(
-            |(network, location)| {
-                let (first, last) = (family.span)(network)?;
-                Some((first, last, interner.id(location, source)))
-            },
-        );
-        runs = runs.overlay(intervals);
-        if let Some(error) = failure {
-            return Err(error);
-        }
-    }
+    let span = family.span;
+    let painted: Vec<Result<Painted<A>, GeoIpError>> = std::thread::scope(|scope| {
+        let mut parts = family.parts.iter();
+        let first = parts.next();
+        let others: Vec<_> = parts
+            .map(|blocks| scope.spawn(move || paint_databases(locator, family.probe, blocks, span)))
+            .collect();
+        let mut painted = vec![paint_databases(
+            locator,
+            family.probe,
+            first.map_or(&[][..], Vec::as_slice),
+            span,
+        )];
+        painted.extend(others.into_iter().map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }));
+        painted
+    });
+    let starts: Vec<A> = family
+        .parts
+        .iter()
+        .map(|blocks| {
+            blocks
+                .first()
+                .and_then(|block| span(*block))
+                .map_or(A::ZERO, |(first, _)| first)
+        })
+        .collect();
+    let (mut interner, mut runs) =
+        join_parts(painted.into_iter().collect::<Result<_, _>>()?, &starts);
     let mut overrides: Vec<_> = locator
         .overrides()
         .networks_within(family.everything)
@@ -354,6 +376,82 @@ fn build_family<A: Address>(
     table.locations.shrink_to_fit();
     table.place_sources.shrink_to_fit();
     Ok(table)
+}
+
+/// A part of a family painted on its own: its places and its runs.
+type Painted<A> = (Interner<A>, Runs<A, PlaceId>);
+
+/// Paints the databases of `probe`'s family over unknown inside `blocks`,
+/// from the last database to the first.
+fn paint_databases<A: Address>(
+    locator: &Locator,
+    probe: IpAddr,
+    blocks: &[IpNet],
+    span: fn(IpNet) -> Option<(A, A)>,
+) -> Result<Painted<A>, GeoIpError> {
+    let mut interner = Interner::new();
+    let mut runs = Runs::uniform(UNKNOWN);
+    let databases: Vec<_> = locator.databases_for(probe).collect();
+    for (index, database) in databases.into_iter().rev() {
+        let source = interner.source(Source::Database { index });
+        let mut failure = None;
+        let intervals =
+            located_networks(database, blocks, &mut failure).filter_map(|(network, location)| {
+                let (first, last) = span(network)?;
+                Some((first, last, interner.id(location, source)))
+            });
+        runs = runs.overlay(intervals);
+        if let Some(error) = failure {
+            return Err(error);
+        }
+    }
+    Ok((interner, runs))
+}
+
+/// One table from parts painted apart: part `i` gives the addresses from
+/// `starts[i]` to the next start; its places join the first part's.
+fn join_parts<A: Address>(parts: Vec<Painted<A>>, starts: &[A]) -> Painted<A> {
+    let mut parts = parts.into_iter();
+    let Some((mut interner, first)) = parts.next() else {
+        return (Interner::new(), Runs::uniform(UNKNOWN));
+    };
+    if starts.len() < 2 {
+        return (interner, first);
+    }
+    let mut builder = crate::runs::RunsBuilder::with_capacity(first.len() * 2);
+    let end_of = |index: usize| starts.get(index + 1).and_then(|next| next.previous());
+    for run in first
+        .iter()
+        .take_while(|run| end_of(0).is_none_or(|end| run.start <= end))
+    {
+        builder.push(run.start, run.value);
+    }
+    for (index, (part, runs)) in parts.enumerate() {
+        let index = index + 1;
+        let sources: Vec<u16> = part
+            .table
+            .sources
+            .iter()
+            .map(|source| interner.source(source.clone()))
+            .collect();
+        let ids: Vec<PlaceId> = (0..part.table.locations.len())
+            .map(|id| match (id as PlaceId, part.table.locations[id]) {
+                (UNKNOWN | BARRIER, _) | (_, None) => id as PlaceId,
+                (_, Some(location)) => {
+                    let source = sources[usize::from(part.table.place_sources[id])];
+                    interner.id(location, source)
+                }
+            })
+            .collect();
+        let (start, end) = (starts[index], end_of(index));
+        for run in runs.iter() {
+            if run.end < start || end.is_some_and(|end| run.start > end) {
+                continue;
+            }
+            builder.push(run.start.max(start), ids[run.value as usize]);
+        }
+    }
+    (interner, builder.finish())
 }
 
 /// The networks of `database` inside `blocks` that have a location, in
