@@ -91,9 +91,13 @@ impl Daemon {
         config: &Config,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        // A running edge on the handover socket gives us its listeners.
+        // A running edge on the handover socket gives us its listeners,
+        // and ours are kept for the next one.
         let taken = match &config.server.handover_socket {
-            Some(path) => shared::handover::take(path)?,
+            Some(path) => {
+                shared::handover::keep_for_handover();
+                shared::handover::take(path)?
+            }
             None => None,
         };
         let mut registry = shared::metrics::new_registry("edge", env!("CARGO_PKG_VERSION"));
@@ -221,6 +225,9 @@ impl Daemon {
                 },
             }
         }
+        // The listeners close with the accept loops (after a handover, the
+        // new process holds its own copies).
+        shared::handover::release();
         // Leave the answers first, so that no new client is sent here.
         if let Some(cluster) = self.cluster {
             cluster.leave().await;

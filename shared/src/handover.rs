@@ -1,8 +1,8 @@
 //! Upgrades without a refused connection: a new process takes the listening
 //! sockets of the running one over a unix socket, then the old one drains.
 //!
-//! Every TCP listener of the process is bound through [`bind_tcp`], which
-//! keeps a duplicate of its descriptor. The running process offers them on
+//! Every TCP listener of the process is bound through [`bind_tcp`], which,
+//! once [`keep_for_handover`] is called, keeps a duplicate of its descriptor. The running process offers them on
 //! its handover socket ([`offer`]). A new process started with the same
 //! configuration connects first ([`take`]), receives every descriptor with
 //! its address (`SCM_RIGHTS`), binds nothing it was given, and once it
@@ -34,6 +34,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The line the new process sends once it serves.
 const READY: &[u8] = b"ready\n";
 
+/// Whether [`bind_tcp`] keeps duplicates to hand over ([`keep_for_handover`]).
+static KEEPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Listeners this process serves on (duplicates, kept to hand over).
 static SERVING: Mutex<Vec<(SocketAddr, OwnedFd)>> = Mutex::new(Vec::new());
 /// Listeners received from the previous process, not yet claimed.
@@ -58,6 +60,20 @@ pub enum HandoverError {
         /// What was wrong.
         message: String,
     },
+}
+
+/// From now on, listeners bound through [`bind_tcp`] are kept for a
+/// handover. Without it nothing is kept: a listener a server drops stops
+/// listening at once.
+pub fn keep_for_handover() {
+    KEEPING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Closes the duplicates kept for a handover (once this process stops
+/// accepting), so that the listeners close with the servers' own copies.
+pub fn release() {
+    KEEPING.store(false, std::sync::atomic::Ordering::Relaxed);
+    SERVING.lock().clear();
 }
 
 /// The TCP listener for `address`: the one inherited from the previous
@@ -92,8 +108,10 @@ pub fn bind_tcp(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         }
     };
     listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
-    SERVING.lock().push((bound, listener.try_clone()?.into()));
+    if KEEPING.load(std::sync::atomic::Ordering::Relaxed) {
+        let bound = listener.local_addr()?;
+        SERVING.lock().push((bound, listener.try_clone()?.into()));
+    }
     Ok(listener)
 }
 
