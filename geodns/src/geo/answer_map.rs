@@ -30,7 +30,7 @@ use geoip::runs::Runs;
 use geoip::{BARRIER, Location, LocationTable, PlaceId, UNKNOWN};
 use parking_lot::Mutex;
 
-use super::selection::{Family, Selection, effective_km, select};
+use super::selection::{Family, Selection, effective_km, matching_rule, select};
 use super::service::Service;
 
 /// A ranking class: index into [`RankingMap::classes`].
@@ -109,14 +109,7 @@ fn has_family(service: &Service, index: usize, family: Family) -> bool {
 /// What [`select`] depends on besides health: the first rule that matches
 /// and the order of every edge by ranked distance, then weight, then name.
 fn class_key(service: &Service, with_family: &[usize], location: &Location) -> ClassKey {
-    let rule = service.rules.iter().position(|rule| {
-        location
-            .country
-            .is_some_and(|country| rule.countries.contains(&country))
-            || location
-                .continent
-                .is_some_and(|continent| rule.continents.contains(&continent))
-    });
+    let rule = matching_rule(service, location);
     let distance: Vec<f64> = with_family
         .iter()
         .map(|&index| effective_km(&service.edges[index], location))

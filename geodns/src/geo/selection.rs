@@ -107,15 +107,7 @@ pub fn select(service: &Service, location: Option<&Location>, family: Family) ->
         return finish(ranked, Reason::Fallback);
     };
 
-    let rule = service.rules.iter().find(|rule| {
-        location
-            .country
-            .is_some_and(|country| rule.countries.contains(&country))
-            || location
-                .continent
-                .is_some_and(|continent| rule.continents.contains(&continent))
-    });
-    if let Some(rule) = rule {
+    if let Some(rule) = matching_rule(service, location).map(|index| &service.rules[index]) {
         let pinned: Vec<usize> = pool
             .iter()
             .copied()
@@ -126,6 +118,19 @@ pub fn select(service: &Service, location: Option<&Location>, family: Family) ->
         }
     }
     finish(rank_by_distance(service, location, pool), Reason::Nearest)
+}
+
+/// The index of the first rule of `service` that matches a client at
+/// `location` (by country or continent).
+pub fn matching_rule(service: &Service, location: &Location) -> Option<usize> {
+    service.rules.iter().position(|rule| {
+        location
+            .country
+            .is_some_and(|country| rule.countries.contains(&country))
+            || location
+                .continent
+                .is_some_and(|continent| rule.continents.contains(&continent))
+    })
 }
 
 /// The effective distance used for ranking: great-circle plus bias.
